@@ -1,0 +1,109 @@
+"""Build the DataModule, LightningModule and Trainer of a run from its Hydra config.
+
+Shared by every command, so ``fit``, ``tune`` and sweeps train exactly the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig, OmegaConf
+
+from lightning_template.batching.datamodule import GlobalBatchDataModule
+from lightning_template.batching.layout import BatchLayout
+from lightning_template.errors import UserError
+
+
+@dataclass
+class Run:
+    datamodule: GlobalBatchDataModule
+    model: L.LightningModule
+    trainer: L.Trainer
+    layout: BatchLayout
+
+
+def _instantiate_all(group: DictConfig | None) -> list[Any]:
+    """Instantiate every entry of a name -> config mapping (``callbacks``, ``logger``), skipping nulls."""
+    if not group:
+        return []
+    return [instantiate(entry) for entry in group.values() if entry is not None and "_target_" in entry]
+
+
+def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
+    """The Trainer of ``cfg.trainer`` with the run's callbacks and loggers.
+
+    ``accumulate_grad_batches`` is left out here: it is derived from the batch sizes
+    once the world size is known (:func:`build_run`).
+    """
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer_cfg.pop("accumulate_grad_batches", None)
+    trainer_cfg.update(overrides)
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    loggers = _instantiate_all(cfg.get("logger")) or False
+    try:
+        return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers, _convert_="all")
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        raise UserError(
+            f"The trainer settings are not possible: {cause}. Check the trainer.* overrides (and the trainer"
+            " preset: trainer=cpu, gpu, ddp, ddp_cpu or default)."
+        ) from err
+
+
+def _check_window_limits(trainer: L.Trainer, layout: BatchLayout) -> None:
+    limit = trainer.limit_train_batches
+    if isinstance(limit, int) and limit % layout.accumulate_grad_batches:
+        raise UserError(
+            f"trainer.limit_train_batches={limit} would end the epoch inside an accumulation window"
+            f" ({layout.describe()}): use a multiple of {layout.accumulate_grad_batches}, or limit the"
+            " run with trainer.max_steps instead."
+        )
+
+
+def build_run(cfg: DictConfig, **trainer_overrides: Any) -> Run:
+    """Seed, build the three parts, and give the Trainer the accumulation the batch sizes imply."""
+    datamodule = instantiate(cfg.data, _convert_="all")
+    trainer = build_trainer(cfg, **trainer_overrides)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    # Parameters are created in the training precision: built in float32 and cast
+    # later, a float64 checkpoint would be rounded through float32 on resume.
+    with trainer.init_module():
+        model = instantiate(cfg.model, _convert_="all")
+    layout = datamodule.resolve_layout(trainer.world_size, cfg.trainer.get("accumulate_grad_batches"))
+    trainer.accumulate_grad_batches = layout.accumulate_grad_batches
+    _check_window_limits(trainer, layout)
+    rank_zero_info(f"Batch layout: {layout.describe()}")
+    return Run(datamodule, model, trainer, layout)
+
+
+def check_checkpoint_path(ckpt_path: str | None) -> str | None:
+    """Fail early, with the fix, on a ``ckpt_path`` that is missing or is not a checkpoint."""
+    if ckpt_path is None:
+        return None
+    path = Path(ckpt_path).expanduser()
+    if not path.is_file():
+        raise UserError(
+            f"ckpt_path={ckpt_path} does not exist. Give the path of a checkpoint written by an earlier run"
+            " (e.g. <run dir>/checkpoints/last.ckpt), or drop ckpt_path to start from scratch."
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except Exception as err:  # torch raises several types for a file it cannot read
+        raise UserError(
+            f"ckpt_path={ckpt_path} could not be read as a checkpoint ({type(err).__name__}: {str(err)[:200]})."
+            " Point it at a .ckpt file written by fit (a run stopped while writing may have left it truncated;"
+            " use the one before it)."
+        ) from err
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "loops" not in checkpoint:
+        raise UserError(
+            f"ckpt_path={ckpt_path} is not a full Lightning training checkpoint (no model or loop state): resume"
+            " needs a checkpoint written by fit, not a weights-only file."
+        )
+    return str(path)

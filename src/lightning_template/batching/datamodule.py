@@ -1,0 +1,100 @@
+"""The DataModule base every task shares: the batch layout and the loaders built on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as L
+import numpy as np
+from torch.utils.data import DataLoader, Dataset
+
+from lightning_template.batching.layout import BatchLayout
+from lightning_template.batching.loader import ResumableLoader
+from lightning_template.batching.sampler import EvalBatchSampler, OrderPreservingBatchSampler
+from lightning_template.errors import UserError
+
+
+def keep_batch(batch):
+    """Collate function for datasets whose ``__getitems__`` already returns a whole batch."""
+    return batch
+
+
+class GlobalBatchDataModule(L.LightningDataModule):
+    """Owns the :class:`BatchLayout` and builds the loaders every task shares.
+
+    ``fit`` resolves the layout before training (it needs the world size) and hands
+    the derived ``accumulate_grad_batches`` to the Trainer; used on its own, the
+    DataModule resolves it in ``setup`` and checks it against the Trainer's.
+
+    ``root`` is where a task looks for its data (and ``download=True`` fetches it
+    there); generated data ignores both.
+    """
+
+    def __init__(
+        self,
+        global_batch_size: int,
+        micro_batch_size: int | None = None,
+        eval_batch_size: int | None = None,
+        root: str = "data",
+        download: bool = False,
+        seed: int = 0,
+        shuffle: bool = True,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.global_batch_size = global_batch_size
+        self.micro_batch_size = micro_batch_size
+        self.eval_batch_size = eval_batch_size
+        self.root = Path(root).expanduser()
+        self.download = download
+        self.seed = seed
+        self.shuffle = shuffle
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.layout: BatchLayout | None = None
+
+    def resolve_layout(self, world_size: int, accumulate_grad_batches: int | None = None) -> BatchLayout:
+        self.layout = BatchLayout.resolve(
+            self.global_batch_size, self.micro_batch_size, world_size, accumulate_grad_batches
+        )
+        return self.layout
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _checked_layout(self) -> BatchLayout:
+        _, world = self._rank_and_world()
+        if self.layout is None or self.layout.world_size != world:
+            self.resolve_layout(world)
+        trainer_accumulate = self.trainer.accumulate_grad_batches if self.trainer is not None else None
+        if trainer_accumulate not in (None, self.layout.accumulate_grad_batches):
+            raise UserError(
+                f"The Trainer accumulates {trainer_accumulate} batches but {self.layout.describe()}: build the"
+                f" Trainer with accumulate_grad_batches={self.layout.accumulate_grad_batches}."
+            )
+        return self.layout
+
+    def _loader_kwargs(self) -> dict:
+        return {
+            "num_workers": self.num_workers,
+            "pin_memory": self.pin_memory,
+            "persistent_workers": self.num_workers > 0,
+        }
+
+    def train_loader(self, dataset: Dataset, **sampler_kwargs) -> ResumableLoader:
+        """A resumable loader over ``dataset`` whose batches follow the global-batch layout."""
+        rank, _ = self._rank_and_world()
+        sampler = OrderPreservingBatchSampler(
+            len(dataset), self._checked_layout(), rank, seed=self.seed, shuffle=self.shuffle, **sampler_kwargs
+        )
+        return ResumableLoader(dataset, sampler, collate_fn=keep_batch, **self._loader_kwargs())
+
+    def eval_loader(self, dataset: Dataset, block_starts: np.ndarray | None = None) -> DataLoader:
+        """Every sample once over all ranks, in order, unpadded."""
+        rank, world = self._rank_and_world()
+        starts = np.arange(len(dataset)) if block_starts is None else block_starts
+        batch_size = self.eval_batch_size or self._checked_layout().micro_batch_size
+        sampler = EvalBatchSampler(starts, batch_size, rank, world)
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=keep_batch, **self._loader_kwargs())

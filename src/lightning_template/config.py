@@ -1,0 +1,36 @@
+"""Where the Hydra configs live, and the decorator that makes a Hydra command out of a function."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from lightning_template.errors import report_user_errors
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = Path(os.environ.get("LIGHTNING_TEMPLATE_CONFIGS", PROJECT_ROOT / "configs"))
+
+
+def hydra_command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
+    """``@hydra.main`` on ``configs/<config_name>.yaml`` with user errors reported without a traceback.
+
+    The configs are read from the project checkout (the package is installed in
+    editable mode); ``LIGHTNING_TEMPLATE_CONFIGS`` points elsewhere.
+    """
+
+    def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
+        if not (CONFIG_DIR / f"{config_name}.yaml").is_file():
+            raise SystemExit(
+                f"Error: {CONFIG_DIR / f'{config_name}.yaml'} not found. Install the project in editable mode from"
+                " its checkout (pip install -e .) or set LIGHTNING_TEMPLATE_CONFIGS to its configs folder."
+            )
+        return hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(
+            report_user_errors(task)
+        )
+
+    return decorate

@@ -1,0 +1,77 @@
+"""The ``fit`` command: train one experiment, test its best checkpoint, print a summary.
+
+fit experiment=cnn data.global_batch_size=256 data.micro_batch_size=64
+python -m lightning_template.fit trainer=ddp_cpu trainer.devices=2
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.model_helpers import is_overridden
+from omegaconf import DictConfig, OmegaConf
+
+from lightning_template.assembly import build_run, check_checkpoint_path
+from lightning_template.config import hydra_command
+from lightning_template.summary import print_summary
+
+
+def _scalar(value: Any) -> float | None:
+    return None if value is None else float(value.item() if isinstance(value, torch.Tensor) else value)
+
+
+def run_fit(cfg: DictConfig) -> dict[str, Any]:
+    """Train and test as ``cfg`` says; return (and on rank 0 write) the run's summary."""
+    started = time.perf_counter()
+    ckpt_path = check_checkpoint_path(cfg.get("ckpt_path"))
+    run = build_run(cfg)
+    trainer, output_dir = run.trainer, Path(cfg.paths.output_dir)
+    if trainer.is_global_zero:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    fit_started = time.perf_counter()
+    trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=ckpt_path)
+    fit_seconds = time.perf_counter() - fit_started
+
+    checkpoint = trainer.checkpoint_callback if isinstance(trainer.checkpoint_callback, ModelCheckpoint) else None
+    best_path = checkpoint.best_model_path if checkpoint else ""
+    test_metrics: dict[str, float] = {}
+    if cfg.get("test_after_fit", True) and is_overridden("test_dataloader", run.datamodule) and not trainer.interrupted:
+        results = trainer.test(run.model, datamodule=run.datamodule, ckpt_path=best_path or None, verbose=False)
+        test_metrics = {key: _scalar(value) for key, value in (results[0] if results else {}).items()}
+
+    samples = trainer.global_step * run.layout.global_batch_size
+    summary = {
+        "experiment": cfg.get("experiment_name"),
+        "monitor": cfg.get("monitor"),
+        "best_score": _scalar(checkpoint.best_model_score) if checkpoint else None,
+        "test": test_metrics,
+        "best_checkpoint": best_path or None,
+        "last_checkpoint": str(Path(checkpoint.dirpath) / "last.ckpt") if checkpoint and checkpoint.dirpath else None,
+        "run_dir": str(output_dir),
+        "global_steps": trainer.global_step,
+        "layout": run.layout.describe(),
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "samples_per_second": round(samples / fit_seconds, 1) if fit_seconds > 0 else None,
+    }
+    if trainer.is_global_zero:
+        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        print_summary(summary)
+    return summary
+
+
+@hydra_command("fit")
+def main(cfg: DictConfig) -> None:
+    run_fit(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Networks and LightningModules for the reference tasks."""

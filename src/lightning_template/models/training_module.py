@@ -1,0 +1,100 @@
+"""What every task's LightningModule shares: optimizers from config, the global-mean loss,
+and the random-number state that an exact resume needs."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor
+from torch.optim import Optimizer
+
+from lightning_template.batching.loss import global_mean_loss
+
+OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
+
+
+def _all_ranks(obj: Any) -> list[Any]:
+    """``obj`` from every rank (just ``[obj]`` outside DDP)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return [obj]
+    gathered: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(gathered, obj)
+    return gathered
+
+
+def _rank() -> int:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank()
+    return 0
+
+
+class GlobalBatchModule(L.LightningModule):
+    """Base LightningModule for tasks trained on global batches.
+
+    ``optimizer`` and ``scheduler`` are partials from the config (``_partial_: true``),
+    bound here to the parameters and, where the scheduler takes ``total_steps``, to
+    the number of optimizer steps Lightning expects. Checkpoints carry each rank's
+    torch RNG state, restored just before the first batch after a resume, so dropout
+    continues exactly as if the run had not stopped.
+    """
+
+    def __init__(
+        self,
+        optimizer: OptimizerFactory,
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_interval: str = "step",
+        scheduler_monitor: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.scheduler_monitor = scheduler_monitor
+        self._rng_states_to_restore: list[dict[str, Any]] | None = None
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        kwargs = {}
+        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = {"scheduler": self.scheduler_factory(optimizer, **kwargs), "interval": self.scheduler_interval}
+        if self.scheduler_monitor:
+            scheduler["monitor"] = self.scheduler_monitor
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def global_mean(self, loss_sum: Tensor, items_in_global_batch: float) -> Tensor:
+        """The micro-batch loss to return from ``training_step`` (see :func:`global_mean_loss`)."""
+        return global_mean_loss(
+            loss_sum, items_in_global_batch, self.trainer.accumulate_grad_batches, self.trainer.world_size
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["rng_states"] = _all_ranks(state)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._rng_states_to_restore = checkpoint.get("rng_states")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        states, self._rng_states_to_restore = self._rng_states_to_restore, None
+        if states is None:
+            return
+        if len(states) != self.trainer.world_size:
+            rank_zero_warn(
+                f"The checkpoint holds RNG states of {len(states)} rank(s) and this run has"
+                f" {self.trainer.world_size}: random draws (dropout) will not continue exactly."
+            )
+            return
+        state = states[_rank()]
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,33 @@
+"""The table ``fit`` prints at the end of a run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title="fit summary", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row(f"best {summary['monitor']}", _fmt(summary["best_score"]))
+    for name, value in summary["test"].items():
+        table.add_row(name, _fmt(value))
+    table.add_row("batch layout", summary["layout"])
+    table.add_row("optimizer steps", _fmt(summary["global_steps"]))
+    table.add_row("samples/s (fit, incl. validation)", _fmt(summary["samples_per_second"]))
+    table.add_row("wall time", f"{summary['wall_seconds']:.1f} s")
+    table.add_row("best checkpoint", _fmt(summary["best_checkpoint"]))
+    table.add_row("last checkpoint", _fmt(summary["last_checkpoint"]))
+    table.add_row("run directory", summary["run_dir"])
+    Console(stderr=False, soft_wrap=True).print(table)

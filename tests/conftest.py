@@ -1,0 +1,77 @@
+"""Shared helpers: run the real `fit` command in a subprocess, compose configs, read run outputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = ROOT / "configs"
+
+# Small, fast settings for runs whose point is the mechanics, not the accuracy.
+TINY = [
+    "data.num_train=640",
+    "data.num_test=64",
+    "model.widths=[8,16]",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+
+
+@dataclass
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+    run_dir: Path
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def summary(self) -> dict:
+        return json.loads((self.run_dir / "summary.json").read_text())
+
+    def metrics(self) -> list[dict[str, str]]:
+        (path,) = self.run_dir.rglob("metrics.csv")
+        with path.open() as handle:
+            return list(csv.DictReader(handle))
+
+    def weights(self, name: str = "last.ckpt") -> dict[str, torch.Tensor]:
+        checkpoint = torch.load(self.run_dir / "checkpoints" / name, map_location="cpu", weights_only=True)
+        return checkpoint["state_dict"]
+
+
+def run_command(command: str, run_dir: Path, *overrides: str, timeout: int = 600, check: bool = True) -> Completed:
+    """Run ``python -m lightning_template.<command>`` with Hydra overrides, as a user would."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "disabled"}
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    args = [sys.executable, "-m", f"lightning_template.{command}", f"hydra.run.dir={run_dir}", *overrides]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+    done = Completed(proc.returncode, proc.stdout, proc.stderr, run_dir)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{done.output[-6000:]}")
+    return done
+
+
+@pytest.fixture
+def fit(tmp_path: Path):
+    """``fit(*overrides, name=..., check=True)`` runs the fit command in its own run directory."""
+
+    def _fit(*overrides: str, name: str = "run", check: bool = True, timeout: int = 600) -> Completed:
+        return run_command("fit", tmp_path / name, *overrides, check=check, timeout=timeout)
+
+    return _fit
+
+
+def max_abs_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a if a[k].is_floating_point())

@@ -1,0 +1,112 @@
+"""CIFAR-10's binary format on small archives built byte for byte like the real one."""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lightning_template.data import cifar10
+from lightning_template.data.image_datamodule import Cifar10DataModule
+from lightning_template.errors import UserError
+
+
+def write_batch(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    records = np.concatenate([labels.astype(np.uint8)[:, None], images.reshape(len(labels), -1)], axis=1)
+    path.write_bytes(records.astype(np.uint8).tobytes())
+
+
+def make_cifar(root: Path, per_file: int = 12, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Write cifar-10-batches-bin/ under root with random content; return what was written."""
+    rng = np.random.default_rng(seed)
+    folder = root / cifar10.FOLDER
+    folder.mkdir(parents=True)
+    written = {}
+    for name in cifar10.TRAIN_FILES + cifar10.TEST_FILES:
+        images = rng.integers(0, 256, (per_file, 3, 32, 32), dtype=np.uint8)
+        labels = rng.integers(0, 10, per_file)
+        write_batch(folder / name, images, labels)
+        written[name] = (images, labels)
+    return written
+
+
+def make_archive(tmp_path: Path) -> tuple[Path, str]:
+    source = tmp_path / "source"
+    make_cifar(source)
+    archive = tmp_path / "cifar-10-binary.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source / cifar10.FOLDER, arcname=cifar10.FOLDER)
+    return archive, hashlib.md5(archive.read_bytes()).hexdigest()
+
+
+def test_labels_and_pixels_round_trip_exactly(tmp_path):
+    written = make_cifar(tmp_path)
+    for name, (images, labels) in written.items():
+        read_images, read_labels = cifar10.read_batch_file(tmp_path / cifar10.FOLDER / name)
+        assert np.array_equal(read_images, images) and np.array_equal(read_labels, labels)
+    train_images, train_labels = cifar10.read_split(tmp_path, cifar10.TRAIN_FILES)
+    assert train_images.shape == (60, 3, 32, 32) and np.array_equal(train_labels[12:24], written["data_batch_2.bin"][1])
+
+
+def test_channel_planes_follow_the_official_layout(tmp_path):
+    # one record: label 3, then 1024 red, 1024 green, 1024 blue bytes, rows of 32
+    record = bytes([3]) + bytes([10] * 1024) + bytes(range(256)) * 4 + bytes([30] * 1024)
+    path = tmp_path / "one.bin"
+    path.write_bytes(record)
+    images, labels = cifar10.read_batch_file(path)
+    assert labels.tolist() == [3]
+    assert (images[0, 0] == 10).all() and (images[0, 2] == 30).all()
+    assert images[0, 1, 0, :5].tolist() == [0, 1, 2, 3, 4] and images[0, 1, 8, 0] == 0
+
+
+def test_truncated_file_says_what_to_do(tmp_path):
+    make_cifar(tmp_path)
+    path = tmp_path / cifar10.FOLDER / "data_batch_3.bin"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(UserError, match=r"data_batch_3.bin is truncated.*data.download=true"):
+        cifar10.read_split(tmp_path, cifar10.TRAIN_FILES)
+
+
+def test_missing_data_says_where_to_put_it(tmp_path):
+    with pytest.raises(UserError, match=r"CIFAR-10 not found: .*cifar-10-batches-bin lacks data_batch_1.bin"):
+        cifar10.read_split(tmp_path, cifar10.TRAIN_FILES)
+
+
+def test_download_checks_the_checksum_and_extracts(tmp_path):
+    archive, md5 = make_archive(tmp_path)
+    root = tmp_path / "data"
+    cifar10.download(root, url=archive.as_uri(), md5=md5)
+    assert len(cifar10.read_split(root, cifar10.TEST_FILES)[1]) == 12
+    assert [p.name for p in root.iterdir()] == [cifar10.FOLDER]
+
+
+def test_corrupt_download_leaves_nothing_behind(tmp_path):
+    archive, _ = make_archive(tmp_path)
+    root = tmp_path / "data"
+    with pytest.raises(UserError, match="has MD5"):
+        cifar10.download(root, url=archive.as_uri(), md5="0" * 32)
+    assert list(root.iterdir()) == []
+
+
+def test_unreachable_download_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="Could not download CIFAR-10"):
+        cifar10.download(tmp_path, url=(tmp_path / "absent.tar.gz").as_uri())
+
+
+def test_datamodule_splits_and_normalises(tmp_path):
+    make_cifar(tmp_path, per_file=40)
+    datamodule = Cifar10DataModule(root=str(tmp_path), global_batch_size=8, val_fraction=0.25, seed=3)
+    datamodule.setup()
+    sizes = {split: len(dataset) for split, dataset in datamodule.datasets.items()}
+    assert sizes == {"train": 150, "val": 50, "test": 40}
+    train = datamodule.datasets["train"]
+    pixels = train.images.double() / 255
+    normalised = (pixels - train.mean.double()) / train.std.double()
+    assert normalised.mean().abs() < 1e-6
+    # the split is fixed by the seed
+    again = Cifar10DataModule(root=str(tmp_path), global_batch_size=8, val_fraction=0.25, seed=3)
+    again.setup()
+    assert np.array_equal(again.datasets["val"].labels.numpy(), datamodule.datasets["val"].labels.numpy())

@@ -1,0 +1,79 @@
+"""The central promise: any split of a global batch trains the same model, and resume is exact.
+
+Real Trainers, real DDP processes (gloo on CPU), float64, group norm, dropout off.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import TINY, max_abs_difference
+
+pytestmark = pytest.mark.slow
+
+EXACT = [
+    *TINY,
+    "model.norm=group",
+    "model.dropout=0",
+    "trainer.precision=64-true",
+    "trainer.accelerator=cpu",
+    "data.global_batch_size=32",
+    "test_after_fit=false",
+    "trainer.deterministic=true",
+]
+
+DECOMPOSITIONS = {
+    "32x1x1": ["data.micro_batch_size=32", "trainer.devices=1"],
+    "8x4x1": ["data.micro_batch_size=8", "trainer.devices=1"],
+    "16x1x2": ["trainer=ddp_cpu", "data.micro_batch_size=16", "trainer.devices=2"],
+    "8x2x2": ["trainer=ddp_cpu", "data.micro_batch_size=8", "trainer.devices=2"],
+}
+
+
+def test_every_decomposition_gives_the_same_weights(fit):
+    runs = {
+        name: fit(*EXACT, *overrides, "trainer.max_steps=5", name=name) for name, overrides in DECOMPOSITIONS.items()
+    }
+    reference = runs["32x1x1"].weights()
+    initial_change = None
+    for name, run in runs.items():
+        assert run.summary()["global_steps"] == 5
+        assert run.summary()["layout"].startswith("global batch 32 = micro " + name.split("x")[0])
+        difference = max_abs_difference(reference, run.weights())
+        assert difference < 1e-9, f"{name} differs from 32x1x1 by {difference:.3g}"
+        initial_change = initial_change or difference
+    # the comparison has teeth: a different global batch gives clearly different weights
+    other = fit(*EXACT, "data.global_batch_size=16", "trainer.max_steps=5", name="global16")
+    assert max_abs_difference(reference, other.weights()) > 1e-4
+
+
+def test_resume_mid_epoch_is_bit_identical(fit):
+    # a constant LR: a schedule over max_steps would differ between a 10- and a 20-step run
+    common = [*EXACT, "data.micro_batch_size=8", "model.dropout=0.3", "model.scheduler=null"]
+    straight = fit(*common, "trainer.max_steps=20", name="straight")
+    first_half = fit(*common, "trainer.max_steps=10", name="first")
+    resumed = fit(
+        *common, "trainer.max_steps=20", f"ckpt_path={first_half.run_dir}/checkpoints/last.ckpt", name="resumed"
+    )
+    # 640 images -> 576 for training -> 18 global batches of 32: step 10 is mid-epoch, step 20 in the next
+    assert max_abs_difference(first_half.weights(), straight.weights()) > 1e-3
+    straight_weights, resumed_weights = straight.weights(), resumed.weights()
+    assert all(straight_weights[k].equal(resumed_weights[k]) for k in straight_weights)
+
+
+def test_ddp_validation_counts_every_sample_once(fit):
+    # 650 images -> 65 for validation: ranks get 33 and 32, in batches of 5 (the last ones partial)
+    common = [
+        *EXACT,
+        "data.num_train=650",
+        "data.val_fraction=0.1",
+        "trainer.max_epochs=1",
+        "trainer.num_sanity_val_steps=0",
+        "data.eval_batch_size=5",
+    ]
+    single = fit(*common, "data.micro_batch_size=16", name="single")
+    ddp = fit(*common, "trainer=ddp_cpu", "trainer.devices=2", name="ddp")
+    single_metrics = [row for row in single.metrics() if row.get("val/acc")]
+    ddp_metrics = [row for row in ddp.metrics() if row.get("val/acc")]
+    assert single_metrics[-1]["val/acc"] == ddp_metrics[-1]["val/acc"]
+    assert float(single_metrics[-1]["val/loss"]) == pytest.approx(float(ddp_metrics[-1]["val/loss"]), abs=1e-9)
