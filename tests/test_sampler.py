@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lightning_template.batching.layout import BatchLayout
+from lightning_template.batching.randomness import KeyedPermutation
 from lightning_template.batching.sampler import EvalBatchSampler, OrderPreservingBatchSampler, cut_blocks
 from lightning_template.errors import UserError
 
@@ -156,3 +157,26 @@ def test_eval_sampler_counts_every_block_once(world):
         assert len(batches) == len(sampler)
         seen += [key.index for batch in batches for key in batch]
     assert sorted(seen) == starts.tolist()
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 64, 1000, 4099])
+@pytest.mark.parametrize("table", [True, False])
+def test_keyed_permutation_is_a_bijection_fixed_by_its_key(n, table, monkeypatch):
+    monkeypatch.setattr(KeyedPermutation, "TABLE_MAX", 1 << 20 if table else 0)
+    values = KeyedPermutation(n, (3, 1))(np.arange(n))
+    assert sorted(values.tolist()) == list(range(n))
+    if n % 2 == 0:  # any shape of positions
+        assert np.array_equal(KeyedPermutation(n, (3, 1))(np.arange(n).reshape(2, -1)).ravel(), values)
+    assert np.array_equal(KeyedPermutation(n, (3, 1))(np.arange(n)), values)
+    if n >= 64:
+        assert not np.array_equal(KeyedPermutation(n, (3, 2))(np.arange(n)), values)
+        assert np.mean(values == np.arange(n)) < 0.1  # it really shuffles
+
+
+def test_lazy_permutation_drives_the_sampler_like_the_table(monkeypatch):
+    layout = BatchLayout.resolve(12, 2, 2)
+    monkeypatch.setattr(KeyedPermutation, "TABLE_MAX", 0)
+    samplers = [OrderPreservingBatchSampler(500, layout, rank, block_size=3, seed=9) for rank in range(2)]
+    seen = sorted(i for s in samplers for batch in epoch_batches(s, 4) for i in batch)
+    assert seen == sorted(samplers[0].epoch_order(4).ravel().tolist())
+    assert len(set(seen)) == len(seen) == samplers[0].num_global_batches * 12

@@ -52,14 +52,14 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     except InstantiationException as err:
         cause = err.__cause__ or err
         raise UserError(
-            f"The trainer settings are not possible: {cause}. Check the trainer.* overrides (and the trainer"
-            " preset: trainer=cpu, gpu, ddp, ddp_cpu or default)."
+            f"The trainer settings are not possible: {str(cause).rstrip('.!')}. Check the trainer.* overrides"
+            " (and the trainer preset: trainer=cpu, gpu, ddp, ddp_cpu or default)."
         ) from err
 
 
 def _check_window_limits(trainer: L.Trainer, layout: BatchLayout) -> None:
     limit = trainer.limit_train_batches
-    if isinstance(limit, int) and limit % layout.accumulate_grad_batches:
+    if isinstance(limit, int) and limit % layout.accumulate_grad_batches and not trainer.fast_dev_run:
         raise UserError(
             f"trainer.limit_train_batches={limit} would end the epoch inside an accumulation window"
             f" ({layout.describe()}): use a multiple of {layout.accumulate_grad_batches}, or limit the"

@@ -12,12 +12,13 @@ and can seed its augmentation from ``(seed, epoch, index)``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal, NamedTuple
 
 import numpy as np
 
 from lightning_template.batching.layout import BatchLayout
+from lightning_template.batching.randomness import KeyedPermutation
 from lightning_template.errors import UserError
 
 TailPolicy = Literal["drop", "overlap"]
@@ -65,8 +66,9 @@ def cut_blocks(
 class OrderPreservingBatchSampler:
     """Shuffles blocks between batches, keeps items in order inside each block.
 
-    Every rank builds the same epoch order from ``(seed, epoch)`` and takes its own
-    slice: of each global batch of ``layout.global_batch_size`` blocks, rank ``r``
+    Every rank derives the same epoch order from ``(seed, epoch)`` (a
+    :class:`KeyedPermutation`, evaluated batch by batch) and takes its own slice:
+    of each global batch of ``layout.global_batch_size`` blocks, rank ``r``
     gets positions ``[r*k*m, (r+1)*k*m)``, split into ``k`` micro-batches of ``m``
     blocks. An epoch holds only whole global batches (the rest is dropped: see
     :meth:`describe`), so every rank yields the same number of micro-batches and every
@@ -121,28 +123,37 @@ class OrderPreservingBatchSampler:
     def set_epoch(self, epoch: int) -> None:
         self.set_position(epoch, 0)
 
+    def _order(self, epoch: int) -> Callable[[np.ndarray], np.ndarray]:
+        """Maps positions of the epoch's order to block numbers (the order is never built whole)."""
+        if not self.shuffle:
+            return lambda positions: positions
+        return KeyedPermutation(len(self.block_starts), (self.seed, epoch))
+
+    def _positions(self, batch: np.ndarray | int) -> np.ndarray:
+        """Positions in the epoch order of this rank's micro-batch(es) ``batch``, shape ``(..., micro)``."""
+        lay = self.layout
+        global_batch, step = np.divmod(np.asarray(batch), lay.accumulate_grad_batches)
+        first = (
+            global_batch * lay.global_batch_size
+            + (self.rank * lay.accumulate_grad_batches + step) * lay.micro_batch_size
+        )
+        return first[..., None] + np.arange(lay.micro_batch_size)
+
     def epoch_order(self, epoch: int) -> np.ndarray:
         """The global batches of ``epoch``: block starts, shape ``(global batches, global_batch_size)``."""
         used = self.num_global_batches * self.layout.global_batch_size
-        if self.shuffle:
-            rng = np.random.Generator(np.random.Philox(key=[self.seed & 0xFFFFFFFFFFFFFFFF, epoch]))
-            order = rng.permutation(self.block_starts)[:used]
-        else:
-            order = self.block_starts[:used]
-        return order.reshape(self.num_global_batches, self.layout.global_batch_size)
+        return self.block_starts[self._order(epoch)(np.arange(used))].reshape(self.num_global_batches, -1)
 
     def rank_micro_batches(self, epoch: int) -> np.ndarray:
         """This rank's micro-batches of ``epoch`` in order, shape ``(len(self), micro_batch_size)``."""
-        lay = self.layout
-        order = self.epoch_order(epoch).reshape(
-            self.num_global_batches, lay.world_size, lay.accumulate_grad_batches, lay.micro_batch_size
-        )
-        return order[:, self.rank].reshape(len(self), lay.micro_batch_size)
+        return self.block_starts[self._order(epoch)(self._positions(np.arange(len(self))))]
 
     def __iter__(self) -> Iterator[list[SampleKey]]:
         epoch, start = self.epoch, self.start_batch
-        for row in self.rank_micro_batches(epoch)[start:].tolist():
-            yield [SampleKey(index, epoch) for index in row]
+        order = self._order(epoch)
+        for batch in range(start, len(self)):
+            blocks = self.block_starts[order(self._positions(batch))]
+            yield [SampleKey(index, epoch) for index in blocks.tolist()]
 
     def describe(self) -> str:
         """What an epoch holds and what it leaves out, for the run log."""

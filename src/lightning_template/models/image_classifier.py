@@ -43,7 +43,8 @@ class ImageClassifier(GlobalBatchModule):
         if compile:
             self.net.compile()
         self.label_smoothing = label_smoothing
-        for split in ("train", "val", "test"):
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        for split in ("val", "test"):
             setattr(self, f"{split}_acc", MulticlassAccuracy(num_classes, average="micro"))
             setattr(self, f"{split}_loss", ExactMean())
 

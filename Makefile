@@ -1,0 +1,43 @@
+# make fit   - create .venv if missing, install the project, train the default experiment
+# make test  - the test suite (what CI runs)
+# Variables: PYTHON (interpreter for the venv), TORCH (the torch requirement; e.g.
+# TORCH="torch --index-url https://download.pytorch.org/whl/cu128" for a CUDA build),
+# ARGS (overrides for fit, e.g. ARGS="experiment=cnn trainer=gpu"), PYTEST_ARGS.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+ARGS ?=
+PYTEST_ARGS ?= -n 2
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install fit test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+fit: $(STAMP)
+	$(BIN)/fit $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench_overhead.py
+	$(BIN)/python scripts/bench_sampler.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,104 @@
+"""Every experiment, preset and documented override composes, and builds what it names."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import OmegaConf, open_dict
+
+from conftest import CONFIG_DIR
+
+EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+TRAINERS = sorted(p.stem for p in (CONFIG_DIR / "trainer").glob("*.yaml"))
+DEBUGS = sorted(p.stem for p in (CONFIG_DIR / "debug").glob("*.yaml"))
+LOGGERS = sorted(p.stem for p in (CONFIG_DIR / "logger").glob("*.yaml"))
+
+# The overrides the README promises work without a `+`, with any experiment and preset.
+USER_OVERRIDES = [
+    "trainer.max_steps=7",
+    "trainer.max_epochs=2",
+    "trainer.devices=1",
+    "trainer.accelerator=cpu",
+    "trainer.strategy=auto",
+    "trainer.num_nodes=1",
+    "trainer.precision=bf16-mixed",
+    "trainer.val_check_interval=0.5",
+    "trainer.deterministic=true",
+    "trainer.fast_dev_run=true",
+    "trainer.limit_train_batches=4",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "trainer.limit_predict_batches=2",
+    "trainer.gradient_clip_val=1.0",
+    "seed=3",
+    "ckpt_path=/tmp/x.ckpt",
+    "data.root=/tmp/data",
+    "data.download=true",
+    "data.global_batch_size=64",
+    "data.micro_batch_size=16",
+    "model.norm=group",
+    "model.optimizer.lr=0.05",
+]
+
+
+def compose_fit(*overrides: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose("fit", overrides=list(overrides), return_hydra_config=True)
+
+
+def resolved(cfg) -> dict:
+    """The config with Hydra's runtime values filled in as a run would have them."""
+    cfg.hydra.runtime.output_dir = "/tmp/run"
+    HydraConfig.instance().set_config(cfg)
+    job = cfg.copy()
+    with open_dict(job):
+        del job["hydra"]
+    return OmegaConf.to_container(job, resolve=True)
+
+
+def test_the_experiment_list_is_what_the_readme_documents():
+    assert set(EXPERIMENTS) >= {"cnn", "cnn_cifar10"}
+    assert set(TRAINERS) >= {"default", "cpu", "gpu", "ddp", "ddp_cpu"}
+    assert set(DEBUGS) >= {"fast_dev_run", "overfit", "profiler", "limit"}
+    assert set(LOGGERS) >= {"csv", "tensorboard", "wandb"}
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_user_overrides_apply_without_plus(experiment, trainer):
+    cfg = resolved(compose_fit(f"experiment={experiment}", f"trainer={trainer}", *USER_OVERRIDES))
+    assert cfg["trainer"]["max_steps"] == 7 and cfg["trainer"]["precision"] == "bf16-mixed"
+    assert cfg["trainer"]["use_distributed_sampler"] is False
+    assert cfg["data"]["micro_batch_size"] == 16 and cfg["data"]["root"] == "/tmp/data"
+    assert cfg["model"]["optimizer"]["lr"] == 0.05 and cfg["model"]["norm"] == "group"
+    assert cfg["ckpt_path"] == "/tmp/x.ckpt" and cfg["data"]["seed"] == 3
+
+
+@pytest.mark.parametrize("debug", DEBUGS)
+@pytest.mark.parametrize("logger", LOGGERS)
+def test_debug_and_logger_presets_compose(debug, logger):
+    cfg = resolved(compose_fit(f"debug={debug}", f"logger={logger}"))
+    assert cfg["trainer"]["_target_"] == "lightning.pytorch.Trainer"
+    (entry,) = cfg["logger"].values()
+    assert entry["save_dir"] == "/tmp/run"
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_each_experiment_builds_its_datamodule_and_model(experiment):
+    cfg = compose_fit(f"experiment={experiment}")
+    resolved(cfg)  # sets the Hydra runtime values the config refers to
+    datamodule = instantiate(cfg.data, _convert_="all")
+    model = instantiate(cfg.model, _convert_="all")
+    assert datamodule.global_batch_size == cfg.data.global_batch_size
+    assert sum(p.numel() for p in model.parameters()) > 10_000
+
+
+def test_run_directory_defaults_to_runs_experiment_date():
+    cfg = compose_fit("experiment=cnn_cifar10")
+    job = resolved(cfg)
+    assert cfg.hydra.run.dir.startswith("runs/cnn_cifar10/20")
+    assert job["data"]["root"] == "data/cifar10" and job["experiment_name"] == "cnn_cifar10"
