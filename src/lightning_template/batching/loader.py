@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sized
+from typing import Any, Protocol
 
 from torch.utils.data import DataLoader, Dataset
 
-from lightning_template.batching.sampler import OrderPreservingBatchSampler
 from lightning_template.errors import UserError
 
 
+class PositionedBatchSampler(Sized, Protocol):
+    """A batch sampler that can start any epoch at any batch, and says what its order depends on."""
+
+    def set_position(self, epoch: int, start_batch: int = 0) -> None: ...
+
+    def fingerprint(self) -> dict[str, int]:
+        """The settings a saved position is only valid for (seed, sizes, layout)."""
+        ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
 class ResumableLoader(DataLoader):
-    """DataLoader over an :class:`OrderPreservingBatchSampler`, with Lightning's state protocol.
+    """DataLoader over a :class:`PositionedBatchSampler`, with Lightning's state protocol.
 
     Lightning saves and restores a training loader's position only when the *loader*
     has ``state_dict``/``load_state_dict``; it never asks the sampler. This loader
@@ -24,7 +35,7 @@ class ResumableLoader(DataLoader):
     an ``iter()`` with nothing drawn from it does not count.
     """
 
-    def __init__(self, dataset: Dataset, batch_sampler: OrderPreservingBatchSampler, **kwargs: Any) -> None:
+    def __init__(self, dataset: Dataset, batch_sampler: PositionedBatchSampler, **kwargs: Any) -> None:
         super().__init__(dataset, batch_sampler=batch_sampler, **kwargs)
         self._epoch = 0
         self._handed_out = 0
@@ -48,14 +59,7 @@ class ResumableLoader(DataLoader):
             yield batch
 
     def _fingerprint(self) -> dict[str, int]:
-        sampler = self.batch_sampler
-        return {
-            "seed": sampler.seed,
-            "num_items": sampler.num_items,
-            "block_size": sampler.block_size,
-            "global_batch_size": sampler.layout.global_batch_size,
-            "micro_batches_per_epoch": len(sampler),
-        }
+        return {**self.batch_sampler.fingerprint(), "micro_batches_per_epoch": len(self.batch_sampler)}
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self._epoch, "batches_done": self._handed_out, **self._fingerprint()}

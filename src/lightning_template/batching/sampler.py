@@ -123,6 +123,14 @@ class OrderPreservingBatchSampler:
     def set_epoch(self, epoch: int) -> None:
         self.set_position(epoch, 0)
 
+    def fingerprint(self) -> dict[str, int]:
+        return {
+            "seed": self.seed,
+            "num_items": self.num_items,
+            "block_size": self.block_size,
+            "global_batch_size": self.layout.global_batch_size,
+        }
+
     def _order(self, epoch: int) -> Callable[[np.ndarray], np.ndarray]:
         """Maps positions of the epoch's order to block numbers (the order is never built whole)."""
         if not self.shuffle:
