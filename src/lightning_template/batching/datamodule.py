@@ -6,6 +6,7 @@ from pathlib import Path
 
 import lightning.pytorch as L
 import numpy as np
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_template.batching.layout import BatchLayout
@@ -89,6 +90,7 @@ class GlobalBatchDataModule(L.LightningDataModule):
         sampler = OrderPreservingBatchSampler(
             len(dataset), self._checked_layout(), rank, seed=self.seed, shuffle=self.shuffle, **sampler_kwargs
         )
+        rank_zero_info(f"Training data: {sampler.describe()}")
         return ResumableLoader(dataset, sampler, collate_fn=keep_batch, **self._loader_kwargs())
 
     def eval_loader(self, dataset: Dataset, block_starts: np.ndarray | None = None) -> DataLoader:
