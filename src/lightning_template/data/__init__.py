@@ -1,0 +1,1 @@
+"""DataModules and datasets for the reference tasks."""

@@ -1,0 +1,70 @@
+"""Images held in memory as uint8, served as normalised float batches with per-sample augmentation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from lightning_template.batching.randomness import per_sample_uniforms
+from lightning_template.batching.sampler import SampleKey
+
+
+class ImageDataset(Dataset):
+    """Serves whole batches (``__getitems__``) so crop and flip run once per batch, not per image.
+
+    Augmentation (random crop after ``pad`` zero pixels, horizontal flip) draws from
+    :func:`per_sample_uniforms` keyed by ``(seed, epoch, index)``: the same image gets
+    the same crop in the same epoch on any rank, micro-step or worker.
+    """
+
+    def __init__(
+        self,
+        images: Tensor,
+        labels: Tensor,
+        mean: Tensor,
+        std: Tensor,
+        *,
+        augment: bool = False,
+        seed: int = 0,
+        pad: int = 4,
+    ) -> None:
+        self.images, self.labels = images, labels
+        self.mean, self.std = mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1)
+        self.augment, self.seed, self.pad = augment, seed, pad
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, key: SampleKey) -> tuple[Tensor, Tensor]:
+        images, labels = self.__getitems__([key])
+        return images[0], labels[0]
+
+    def __getitems__(self, keys: Sequence[SampleKey]) -> tuple[Tensor, Tensor]:
+        indices = np.fromiter((key.index for key in keys), dtype=np.int64, count=len(keys))
+        images = self.images[indices].float().div_(255)
+        if self.augment:
+            images = self._crop_and_flip(images, keys[0].epoch, indices)
+        return (images - self.mean) / self.std, self.labels[indices]
+
+    def _crop_and_flip(self, images: Tensor, epoch: int, indices: np.ndarray) -> Tensor:
+        batch, channels, height, width = images.shape
+        draws = per_sample_uniforms(self.seed, epoch, indices, 3)
+        top = torch.from_numpy((draws[:, 0] * (2 * self.pad + 1)).astype(np.int64))
+        left = torch.from_numpy((draws[:, 1] * (2 * self.pad + 1)).astype(np.int64))
+        flip = torch.from_numpy(draws[:, 2] < 0.5)
+        rows = top[:, None] + torch.arange(height)
+        cols = left[:, None] + torch.arange(width)
+        cols = torch.where(flip[:, None], cols.flip(1), cols)
+        padded = F.pad(images, (self.pad,) * 4)
+        return padded[
+            torch.arange(batch)[:, None, None, None],
+            torch.arange(channels)[None, :, None, None],
+            rows[:, None, :, None],
+            cols[:, None, None, :],
+        ]
+
