@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -32,11 +33,13 @@ def test_group_norm_run_leaves_checkpoint_metrics_and_resolved_config(fit):
 
 
 def test_module_twin_and_console_script_agree():
-    script = ROOT / ".venv" / "bin" / "fit"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "lightning_template.fit"]
-    out = subprocess.run([*command, "--cfg", "job", "experiment=cnn"], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
-    assert "global_batch_size: 128" in out.stdout
+    console_script = Path(sys.executable).with_name("fit")
+    outputs = []
+    for command in ([str(console_script)], [sys.executable, "-m", "lightning_template.fit"]):
+        out = subprocess.run([*command, "--cfg", "job", "seed=7"], capture_output=True, text=True, cwd=ROOT)
+        assert out.returncode == 0, out.stderr
+        outputs.append(out.stdout)
+    assert outputs[0] == outputs[1] and "seed: 7" in outputs[0]
 
 
 def expect_user_error(run, *fragments: str) -> None:

@@ -12,7 +12,7 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.0f}"
+        return f"{value:.4f}" if abs(value) < 100 else f"{value:,.1f}"
     return str(value)
 
 
