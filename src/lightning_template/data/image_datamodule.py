@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from lightning_template.batching.datamodule import GlobalBatchDataModule
+from lightning_template.batching.loader import ResumableLoader
 from lightning_template.data import cifar10
 from lightning_template.data.image_dataset import ImageDataset
 from lightning_template.data.synthetic_images import make_synthetic_images
