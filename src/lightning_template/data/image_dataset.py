@@ -67,4 +67,3 @@ class ImageDataset(Dataset):
             rows[:, None, :, None],
             cols[:, None, None, :],
         ]
-
