@@ -70,11 +70,13 @@ def test_the_experiment_list_is_what_the_readme_documents():
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 @pytest.mark.parametrize("trainer", TRAINERS)
 def test_user_overrides_apply_without_plus(experiment, trainer):
-    cfg = resolved(compose_fit(f"experiment={experiment}", f"trainer={trainer}", *USER_OVERRIDES))
+    norm = "layer" if experiment.startswith("lm") else "group"  # the LSTM's norms: none, layer
+    overrides = [o.replace("model.norm=group", f"model.norm={norm}") for o in USER_OVERRIDES]
+    cfg = resolved(compose_fit(f"experiment={experiment}", f"trainer={trainer}", *overrides))
     assert cfg["trainer"]["max_steps"] == 7 and cfg["trainer"]["precision"] == "bf16-mixed"
     assert cfg["trainer"]["use_distributed_sampler"] is False
     assert cfg["data"]["micro_batch_size"] == 16 and cfg["data"]["root"] == "/tmp/data"
-    assert cfg["model"]["optimizer"]["lr"] == 0.05 and cfg["model"]["norm"] == "group"
+    assert cfg["model"]["optimizer"]["lr"] == 0.05 and cfg["model"]["norm"] == norm
     assert cfg["ckpt_path"] == "/tmp/x.ckpt" and cfg["data"]["seed"] == 3
 
 
@@ -88,13 +90,15 @@ def test_debug_and_logger_presets_compose(debug, logger):
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_each_experiment_builds_its_datamodule_and_model(experiment):
-    cfg = compose_fit(f"experiment={experiment}")
+@pytest.mark.parametrize("debug", [None, *DEBUGS])
+def test_each_experiment_builds_its_datamodule_and_model(experiment, debug):
+    cfg = compose_fit(f"experiment={experiment}", *([f"debug={debug}"] if debug else []))
     resolved(cfg)  # sets the Hydra runtime values the config refers to
     datamodule = instantiate(cfg.data, _convert_="all")
     model = instantiate(cfg.model, _convert_="all")
     assert datamodule.global_batch_size == cfg.data.global_batch_size
-    assert sum(p.numel() for p in model.parameters()) > 10_000
+    lazy = getattr(model, "net", True) is None  # built in configure_model, once the data gives the vocabulary
+    assert lazy or sum(p.numel() for p in model.parameters()) > 10_000
 
 
 def test_run_directory_defaults_to_runs_experiment_date():

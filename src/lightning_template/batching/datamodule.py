@@ -87,8 +87,10 @@ class GlobalBatchDataModule(L.LightningDataModule):
     def train_loader(self, dataset: Dataset, **sampler_kwargs) -> ResumableLoader:
         """A resumable loader over ``dataset`` whose batches follow the global-batch layout."""
         rank, _ = self._rank_and_world()
+        # like Lightning, trainer.overfit_batches trains on the same first batches every epoch
+        shuffle = self.shuffle and not (self.trainer is not None and self.trainer.overfit_batches)
         sampler = OrderPreservingBatchSampler(
-            len(dataset), self._checked_layout(), rank, seed=self.seed, shuffle=self.shuffle, **sampler_kwargs
+            len(dataset), self._checked_layout(), rank, seed=self.seed, shuffle=shuffle, **sampler_kwargs
         )
         rank_zero_info(f"Training data: {sampler.describe()}")
         return ResumableLoader(dataset, sampler, collate_fn=keep_batch, **self._loader_kwargs())

@@ -7,11 +7,14 @@ from typing import Any, Protocol
 
 from torch.utils.data import DataLoader, Dataset
 
+from lightning_template.batching.layout import BatchLayout
 from lightning_template.errors import UserError
 
 
 class PositionedBatchSampler(Sized, Protocol):
     """A batch sampler that can start any epoch at any batch, and says what its order depends on."""
+
+    layout: BatchLayout
 
     def set_position(self, epoch: int, start_batch: int = 0) -> None: ...
 
@@ -59,7 +62,13 @@ class ResumableLoader(DataLoader):
             yield batch
 
     def _fingerprint(self) -> dict[str, int]:
-        return {**self.batch_sampler.fingerprint(), "micro_batches_per_epoch": len(self.batch_sampler)}
+        layout = self.batch_sampler.layout
+        return {
+            **self.batch_sampler.fingerprint(),
+            "micro_batch_size": layout.micro_batch_size,
+            "world_size": layout.world_size,
+            "micro_batches_per_epoch": len(self.batch_sampler),
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self._epoch, "batches_done": self._handed_out, **self._fingerprint()}

@@ -18,7 +18,7 @@ from lightning_template.batching.loss import global_mean_loss
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
 
 
-def _all_ranks(obj: Any) -> list[Any]:
+def gather_from_ranks(obj: Any) -> list[Any]:
     """``obj`` from every rank (just ``[obj]`` outside DDP)."""
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return [obj]
@@ -27,7 +27,7 @@ def _all_ranks(obj: Any) -> list[Any]:
     return gathered
 
 
-def _rank() -> int:
+def this_rank() -> int:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank()
     return 0
@@ -66,8 +66,13 @@ class GlobalBatchModule(L.LightningModule):
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
         scheduler = {"scheduler": self.scheduler_factory(optimizer, **kwargs), "interval": self.scheduler_interval}
         if self.scheduler_monitor:
-            scheduler["monitor"] = self.scheduler_monitor
+            # not strict: a run stopped by max_steps mid-epoch ends without the validation it monitors
+            scheduler.update(monitor=self.scheduler_monitor, strict=False)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
+        # the LR each step really used, after any schedule or scaling
+        self.log("train/lr", optimizer.param_groups[0]["lr"], on_step=True, on_epoch=False)
 
     def global_mean(self, loss_sum: Tensor, items_in_global_batch: float) -> Tensor:
         """The micro-batch loss to return from ``training_step`` (see :func:`global_mean_loss`)."""
@@ -79,7 +84,7 @@ class GlobalBatchModule(L.LightningModule):
         state = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             state["cuda"] = torch.cuda.get_rng_state_all()
-        checkpoint["rng_states"] = _all_ranks(state)
+        checkpoint["rng_states"] = gather_from_ranks(state)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._rng_states_to_restore = checkpoint.get("rng_states")
@@ -94,7 +99,7 @@ class GlobalBatchModule(L.LightningModule):
                 f" {self.trainer.world_size}: random draws (dropout) will not continue exactly."
             )
             return
-        state = states[_rank()]
+        state = states[this_rank()]
         torch.set_rng_state(state["torch"])
         if "cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,194 @@
+"""The word-level LSTM language model task, trained by truncated BPTT over carried hidden states."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor, nn
+
+from lightning_template.batching.streams import TokenWindow
+from lightning_template.errors import UserError
+from lightning_template.metrics import ExactMean
+from lightning_template.models.training_module import GlobalBatchModule, OptimizerFactory, gather_from_ranks, this_rank
+
+Hidden = tuple[Tensor, Tensor]
+
+
+class LSTMNet(nn.Module):
+    """Embedding, multi-layer LSTM, dropout, linear decoder (optionally sharing the embedding's weights)."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_size: int,
+        hidden_size: int,
+        num_layers: int,
+        dropout: float,
+        tie_weights: bool,
+        norm: str = "none",
+    ) -> None:
+        super().__init__()
+        if norm not in ("none", "layer"):
+            raise UserError(f"model.norm={norm!r} is not one of: none, layer (LayerNorm on the LSTM output).")
+        if tie_weights and embedding_size != hidden_size:
+            raise UserError(
+                f"model.tie_weights=true needs model.embedding_size ({embedding_size}) equal to model.hidden_size"
+                f" ({hidden_size}): the decoder reuses the embedding matrix. Make them equal or set"
+                " model.tie_weights=false."
+            )
+        self.drop = nn.Dropout(dropout)
+        self.encoder = nn.Embedding(vocab_size, embedding_size)
+        self.lstm = nn.LSTM(
+            embedding_size, hidden_size, num_layers, dropout=dropout if num_layers > 1 else 0.0, batch_first=True
+        )
+        self.norm = nn.LayerNorm(hidden_size) if norm == "layer" else nn.Identity()
+        self.decoder = nn.Linear(hidden_size, vocab_size)
+        nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
+        nn.init.zeros_(self.decoder.bias)
+        if tie_weights:
+            self.decoder.weight = self.encoder.weight
+        else:
+            nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+
+    def forward(self, tokens: Tensor, hidden: Hidden | None = None) -> tuple[Tensor, Hidden]:
+        """Logits ``(streams, length, vocab)`` and the final hidden state, for ``tokens (streams, length)``."""
+        output, hidden = self.lstm(self.drop(self.encoder(tokens)), hidden)
+        return self.decoder(self.drop(self.norm(output))), hidden
+
+
+def _detached(hidden: Hidden) -> Hidden:
+    return hidden[0].detach(), hidden[1].detach()
+
+
+class LanguageModel(GlobalBatchModule):
+    """Next-word prediction over token streams, with the hidden state carried between windows.
+
+    Each (rank, accumulation step) slot reads the same streams in every window (see
+    ``batching.streams``), so the module keeps one detached hidden state per slot and
+    feeds it to that slot's next window: the gradient is truncated at window edges, the
+    context is not. States start from zero at window 0 of each epoch and, for evaluation,
+    at the start of each evaluation; ``carry_hidden=False`` starts every window from zero.
+    Checkpoints hold every rank's states, so a resumed run continues exactly.
+
+    ``vocab_size=None`` takes it from the DataModule (known once the corpus is read).
+    """
+
+    def __init__(
+        self,
+        optimizer: OptimizerFactory,
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_interval: str = "epoch",
+        scheduler_monitor: str | None = "val/loss",
+        vocab_size: int | None = None,
+        embedding_size: int = 200,
+        hidden_size: int = 200,
+        num_layers: int = 2,
+        dropout: float = 0.2,
+        tie_weights: bool = True,
+        norm: str = "none",
+        carry_hidden: bool = True,
+        compile: bool = False,
+    ) -> None:
+        super().__init__(optimizer, scheduler, scheduler_interval, scheduler_monitor)
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
+        self.carry_hidden = carry_hidden
+        self.net: LSTMNet | None = None
+        if vocab_size is not None:
+            self._build(vocab_size)
+        self._train_hidden: dict[int, Hidden] = {}
+        self._eval_hidden: Hidden | None = None
+        for split in ("val", "test"):
+            setattr(self, f"{split}_nll", ExactMean())
+
+    def _build(self, vocab_size: int) -> None:
+        hp = self.hparams
+        self.net = LSTMNet(
+            vocab_size, hp.embedding_size, hp.hidden_size, hp.num_layers, hp.dropout, hp.tie_weights, hp.norm
+        )
+        if hp.compile:
+            self.net.compile()
+        hp.vocab_size = vocab_size
+
+    def configure_model(self) -> None:
+        if self.net is None:
+            self._build(self.trainer.datamodule.vocab_size)
+
+    def forward(self, tokens: Tensor, hidden: Hidden | None = None) -> tuple[Tensor, Hidden]:
+        return self.net(tokens, hidden)
+
+    def _token_nll(self, batch: TokenWindow, hidden: Hidden | None) -> tuple[Tensor, Hidden]:
+        """Per-token NLL ``(streams * length,)`` and the final (detached) hidden state."""
+        if not self.carry_hidden or batch.window == 0:
+            hidden = None
+        logits, hidden = self(batch.inputs, hidden)
+        nll = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), reduction="none")
+        return nll, _detached(hidden)
+
+    def training_step(self, batch: TokenWindow, batch_idx: int) -> Tensor:
+        nll, self._train_hidden[batch.slot] = self._token_nll(batch, self._train_state(batch.slot))
+        mean = nll.mean().detach()
+        self.log("train/loss", mean, on_step=True, prog_bar=True, batch_size=nll.numel())
+        self.log("train/ppl", mean.exp(), on_step=True, batch_size=nll.numel())
+        streams = self.trainer.datamodule.layout.global_batch_size
+        return self.global_mean(nll.sum(), streams * batch.inputs.shape[1])
+
+    def _train_state(self, slot: int) -> Hidden | None:
+        state = self._train_hidden.get(slot)
+        if state is None or state[0].device == self.device:
+            return state
+        return state[0].to(self.device), state[1].to(self.device)
+
+    def _evaluate(self, batch: TokenWindow, split: str) -> None:
+        nll, self._eval_hidden = self._token_nll(batch, self._eval_hidden)
+        getattr(self, f"{split}_nll").update(nll)
+
+    def _log_evaluation(self, split: str) -> None:
+        metric: ExactMean = getattr(self, f"{split}_nll")
+        loss = metric.compute()  # summed over ranks: every token counted once
+        metric.reset()
+        # identical on every rank already: max keeps it exact and tells Lightning it is synced
+        sync = {"sync_dist": True, "reduce_fx": "max"}
+        self.log(f"{split}/loss", loss, prog_bar=split == "val", **sync)
+        self.log(f"{split}/ppl", loss.exp(), prog_bar=split == "val", **sync)
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_hidden = None
+
+    def on_test_epoch_start(self) -> None:
+        self._eval_hidden = None
+
+    def validation_step(self, batch: TokenWindow, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: TokenWindow, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_evaluation("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_evaluation("test")
+        for name, value in getattr(self.trainer.datamodule, "reference", {}).items():
+            self.log(f"test/{name}", torch.tensor(value, dtype=torch.float64), sync_dist=True, reduce_fx="max")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        states = {slot: (h.cpu(), c.cpu()) for slot, (h, c) in self._train_hidden.items()}
+        checkpoint["hidden_states"] = gather_from_ranks(states)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        states = checkpoint.get("hidden_states")
+        if states is None:
+            return
+        if len(states) != self.trainer.world_size:
+            rank_zero_warn(
+                f"The checkpoint holds hidden states of {len(states)} rank(s) and this run has"
+                f" {self.trainer.world_size}: training continues from fresh hidden states."
+            )
+            return
+        self._train_hidden = dict(states[this_rank()])

@@ -1,0 +1,137 @@
+"""The LSTM language model: carried hidden state, exact decompositions, exact resume, exact DDP perplexity.
+
+Real Trainers and real DDP processes (gloo on CPU), float64, on a tiny topic corpus.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import lightning.pytorch as L
+import pytest
+import torch
+from torch.optim import SGD
+
+from conftest import max_abs_difference
+from lightning_template.data.text_datamodule import SyntheticTextDataModule
+from lightning_template.models.language_model import LanguageModel
+
+# 16 streams of 61 tokens: 6 windows of 10 per epoch
+TINY_LM = [
+    "experiment=lm",
+    "data.num_train=976",
+    "data.num_valid=410",
+    "data.num_test=410",
+    "data.bptt=10",
+    "data.eval_batch_size=4",
+    "model.embedding_size=16",
+    "model.hidden_size=16",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+EXACT = [
+    *TINY_LM,
+    "model.dropout=0",
+    "trainer.precision=64-true",
+    "trainer.accelerator=cpu",
+    "data.global_batch_size=16",
+    "test_after_fit=false",
+    "trainer.deterministic=true",
+]
+DECOMPOSITIONS = {
+    "16x1x1": ["data.micro_batch_size=16", "trainer.devices=1"],
+    "8x2x1": ["data.micro_batch_size=8", "trainer.devices=1"],
+    "8x1x2": ["trainer=ddp_cpu", "data.micro_batch_size=8", "trainer.devices=2"],
+    "4x2x2": ["trainer=ddp_cpu", "data.micro_batch_size=4", "trainer.devices=2"],
+}
+
+
+class RecordingModel(LanguageModel):
+    """Records the hidden state each training window starts from and ends with."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(optimizer=lambda params: SGD(params, lr=1.0), scheduler=None, **kwargs)
+        self.windows: list[tuple] = []
+
+    def forward(self, tokens, hidden=None):
+        logits, final = super().forward(tokens, hidden)
+        if self.training:
+            self.windows.append((hidden, final))
+        return logits, final
+
+
+@pytest.mark.parametrize("carry", [True, False])
+def test_the_hidden_state_is_carried_detached_to_the_next_window(carry):
+    data = SyntheticTextDataModule(global_batch_size=4, bptt=5, num_train=404, num_valid=200, num_test=200)
+    model = RecordingModel(embedding_size=8, hidden_size=8, num_layers=2, dropout=0.0, carry_hidden=carry)
+    trainer = L.Trainer(
+        max_steps=25,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
+    trainer.fit(model, datamodule=data)
+    windows = model.windows  # 20 windows per epoch: 25 steps cross into epoch 2
+    assert len(windows) == 25 and windows[0][0] is None and windows[20][0] is None
+    for (_, final), (initial, _) in itertools.pairwise(windows[:20]):
+        if carry:
+            assert final[0].requires_grad  # the window's own state is in its graph; the carried copy is not
+            assert all(torch.equal(a, b) and not a.requires_grad for a, b in zip(initial, final, strict=True))
+        else:
+            assert initial is None
+
+
+@pytest.mark.slow
+def test_every_decomposition_gives_the_same_weights(fit):
+    runs = {name: fit(*EXACT, *extra, "trainer.max_steps=5", name=name) for name, extra in DECOMPOSITIONS.items()}
+    reference = runs["16x1x1"].weights()
+    for name, run in runs.items():
+        assert run.summary()["global_steps"] == 5
+        assert run.summary()["layout"].startswith("global batch 16 = micro " + name.split("x")[0])
+        difference = max_abs_difference(reference, run.weights())
+        print(f"{name}: max weight difference {difference:.3g}")
+        assert difference < 1e-9, f"{name} differs from 16x1x1 by {difference:.3g}"
+    # the comparison has teeth: a different global batch gives clearly different weights
+    other = fit(*EXACT, "data.global_batch_size=8", "trainer.max_steps=5", name="global8")
+    assert max_abs_difference(reference, other.weights()) > 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("devices", ["single", "ddp"])
+def test_resume_mid_epoch_is_bit_identical(fit, devices):
+    # a constant LR: a schedule depends on max_steps; dropout on, so RNG states must be restored too
+    layout = ["trainer=ddp_cpu", "trainer.devices=2", "data.micro_batch_size=4"]
+    common = [*EXACT, "model.dropout=0.3", "model.scheduler=null"]
+    common += layout if devices == "ddp" else ["data.micro_batch_size=8"]
+    straight = fit(*common, "trainer.max_steps=20", name="straight")
+    first_half = fit(*common, "trainer.max_steps=10", name="first")
+    checkpoint = torch.load(first_half.run_dir / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)
+    assert len(checkpoint["hidden_states"]) == (2 if devices == "ddp" else 1)
+    assert all(len(states) == 2 for states in checkpoint["hidden_states"])  # two slots per rank
+    resumed = fit(
+        *common, "trainer.max_steps=20", f"ckpt_path={first_half.run_dir}/checkpoints/last.ckpt", name="resumed"
+    )
+    # 6 windows per epoch: step 10 is mid-epoch 1, step 20 mid-epoch 3
+    assert max_abs_difference(first_half.weights(), straight.weights()) > 1e-3
+    straight_weights, resumed_weights = straight.weights(), resumed.weights()
+    assert all(straight_weights[k].equal(resumed_weights[k]) for k in straight_weights)
+
+
+@pytest.mark.slow
+def test_ddp_perplexity_counts_every_token_once(fit):
+    # 5 evaluation streams: ranks read 3 and 2 of them
+    common = [*EXACT, "data.eval_batch_size=5", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0"]
+    common.append("test_after_fit=true")
+    single = fit(*common, "data.micro_batch_size=16", name="single")
+    ddp = fit(*common, "trainer=ddp_cpu", "trainer.devices=2", name="ddp")
+    single_val = [row for row in single.metrics() if row.get("val/ppl")][-1]
+    ddp_val = [row for row in ddp.metrics() if row.get("val/ppl")][-1]
+    assert float(single_val["val/ppl"]) == pytest.approx(float(ddp_val["val/ppl"]), rel=1e-12)
+    assert float(single_val["val/loss"]) == pytest.approx(float(ddp_val["val/loss"]), rel=1e-12)
+    single_test, ddp_test = single.summary()["test"], ddp.summary()["test"]
+    assert single_test["test/ppl"] == pytest.approx(ddp_test["test/ppl"], rel=1e-12)
+    assert single_test["test/ppl_floor"] == ddp_test["test/ppl_floor"] < single_test["test/ppl_unigram"]
