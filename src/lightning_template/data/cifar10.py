@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tarfile
 import tempfile
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lightning_template.data.downloads import md5_of
 from lightning_template.errors import UserError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
@@ -56,14 +56,6 @@ def read_split(root: Path, files: tuple[str, ...]) -> tuple[np.ndarray, np.ndarr
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download(root: Path, url: str = URL, md5: str = MD5) -> None:
     """Fetch and extract the archive into ``root`` unless it is there already.
 
@@ -83,7 +75,7 @@ def download(root: Path, url: str = URL, md5: str = MD5) -> None:
                 f"Could not download CIFAR-10 from {url} ({err}). Download it where you have the network and"
                 f" extract it under data.root={root} (the folder {FOLDER}), then run with data.download=false."
             ) from err
-        if (actual := _md5(archive)) != md5:
+        if (actual := md5_of(archive)) != md5:
             raise UserError(
                 f"The CIFAR-10 archive from {url} has MD5 {actual}, expected {md5}: the download is corrupt or"
                 " not the binary version. Nothing was extracted: run again, or fetch the archive by hand."

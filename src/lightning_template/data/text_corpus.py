@@ -9,7 +9,6 @@ never saw becomes ``<unk>``.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 import urllib.request
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lightning_template.data.downloads import md5_of
 from lightning_template.errors import UserError
 
 SPLIT_FILES = {"train": "train.txt", "valid": "valid.txt", "test": "test.txt"}
@@ -113,14 +113,6 @@ def read_corpus(root: Path, corpus: str = "ptb") -> Corpus:
     return Corpus(splits, list(index))
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _fetch(urls: tuple[str, ...], target: Path, md5: str, root: Path) -> None:
     errors = []
     for url in urls:
@@ -130,7 +122,7 @@ def _fetch(urls: tuple[str, ...], target: Path, md5: str, root: Path) -> None:
         except OSError as err:
             errors.append(f"{url}: {err}")
             continue
-        if md5 and (actual := _md5(target)) != md5:
+        if md5 and (actual := md5_of(target)) != md5:
             errors.append(f"{url}: MD5 {actual}, expected {md5}")
             continue
         return

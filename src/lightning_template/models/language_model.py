@@ -7,13 +7,17 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from lightning_template.batching.streams import TokenWindow
 from lightning_template.errors import UserError
 from lightning_template.metrics import ExactMean
-from lightning_template.models.training_module import GlobalBatchModule, OptimizerFactory, gather_from_ranks, this_rank
+from lightning_template.models.training_module import (
+    GlobalBatchModule,
+    OptimizerFactory,
+    gather_from_ranks,
+    this_ranks_entry,
+)
 
 Hidden = tuple[Tensor, Tensor]
 
@@ -182,13 +186,11 @@ class LanguageModel(GlobalBatchModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
-        states = checkpoint.get("hidden_states")
-        if states is None:
-            return
-        if len(states) != self.trainer.world_size:
-            rank_zero_warn(
-                f"The checkpoint holds hidden states of {len(states)} rank(s) and this run has"
-                f" {self.trainer.world_size}: training continues from fresh hidden states."
-            )
-            return
-        self._train_hidden = dict(states[this_rank()])
+        states = this_ranks_entry(
+            checkpoint.get("hidden_states"),
+            self.trainer.world_size,
+            "hidden states",
+            "training continues from fresh hidden states",
+        )
+        if states is not None:
+            self._train_hidden = dict(states)

@@ -33,6 +33,22 @@ def this_rank() -> int:
     return 0
 
 
+def this_ranks_entry(per_rank: list[Any] | None, world_size: int, what: str, consequence: str) -> Any | None:
+    """This rank's entry of a per-rank list saved in a checkpoint by :func:`gather_from_ranks`.
+
+    None when there is none, or (with a warning saying ``consequence``) when the
+    checkpoint was written by a run with another number of ranks.
+    """
+    if per_rank is None:
+        return None
+    if len(per_rank) != world_size:
+        rank_zero_warn(
+            f"The checkpoint holds {what} of {len(per_rank)} rank(s) and this run has {world_size}: {consequence}."
+        )
+        return None
+    return per_rank[this_rank()]
+
+
 class GlobalBatchModule(L.LightningModule):
     """Base LightningModule for tasks trained on global batches.
 
@@ -91,15 +107,11 @@ class GlobalBatchModule(L.LightningModule):
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         states, self._rng_states_to_restore = self._rng_states_to_restore, None
-        if states is None:
+        state = this_ranks_entry(
+            states, self.trainer.world_size, "RNG states", "random draws (dropout) will not continue exactly"
+        )
+        if state is None:
             return
-        if len(states) != self.trainer.world_size:
-            rank_zero_warn(
-                f"The checkpoint holds RNG states of {len(states)} rank(s) and this run has"
-                f" {self.trainer.world_size}: random draws (dropout) will not continue exactly."
-            )
-            return
-        state = states[this_rank()]
         torch.set_rng_state(state["torch"])
         if "cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
