@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from lightning_template.batching.datamodule import GlobalBatchDataModule
 from lightning_template.batching.layout import BatchLayout
 from lightning_template.errors import UserError
+from lightning_template.lr_scaling import scaled_lr
 
 
 @dataclass
@@ -67,6 +68,21 @@ def _check_window_limits(trainer: L.Trainer, layout: BatchLayout) -> None:
         )
 
 
+def _model_config(cfg: DictConfig, global_batch_size: int) -> DictConfig:
+    """``cfg.model`` with ``optimizer.lr`` scaled as ``lr_scaling`` says (the run's config is left as given)."""
+    model_cfg = OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
+    configured = OmegaConf.select(model_cfg, "optimizer.lr")
+    reference, rule = cfg.get("lr_reference_batch_size"), cfg.get("lr_scaling")
+    lr = scaled_lr(configured or 0.0, global_batch_size, reference, rule)  # also checks the settings
+    if configured is not None:
+        model_cfg.optimizer.lr = lr
+        how = f"lr_scaling={rule}" + (
+            f" from global batch {reference} to {global_batch_size}" if lr != configured else ""
+        )
+        rank_zero_info(f"Learning rate: {lr:.6g} (model.optimizer.lr {configured:g}, {how})")
+    return model_cfg
+
+
 def build_run(cfg: DictConfig, **trainer_overrides: Any) -> Run:
     """Seed, build the three parts, and give the Trainer the accumulation the batch sizes imply."""
     datamodule = instantiate(cfg.data, _convert_="all")
@@ -75,7 +91,7 @@ def build_run(cfg: DictConfig, **trainer_overrides: Any) -> Run:
     # Parameters are created in the training precision: built in float32 and cast
     # later, a float64 checkpoint would be rounded through float32 on resume.
     with trainer.init_module():
-        model = instantiate(cfg.model, _convert_="all")
+        model = instantiate(_model_config(cfg, datamodule.global_batch_size), _convert_="all")
     layout = datamodule.resolve_layout(trainer.world_size, cfg.trainer.get("accumulate_grad_batches"))
     trainer.accumulate_grad_batches = layout.accumulate_grad_batches
     _check_window_limits(trainer, layout)

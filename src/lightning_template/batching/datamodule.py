@@ -67,7 +67,10 @@ class GlobalBatchDataModule(L.LightningDataModule):
 
     def _checked_layout(self) -> BatchLayout:
         _, world = self._rank_and_world()
-        if self.layout is None or self.layout.world_size != world:
+        layout = self.layout
+        stale = layout is None or layout.world_size != world or layout.global_batch_size != self.global_batch_size
+        # the sizes may have changed since it was resolved (Lightning's batch-size finder sets them)
+        if stale or self.micro_batch_size not in (None, layout.micro_batch_size):
             self.resolve_layout(world)
         trainer_accumulate = self.trainer.accumulate_grad_batches if self.trainer is not None else None
         if trainer_accumulate not in (None, self.layout.accumulate_grad_batches):

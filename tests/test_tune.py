@@ -1,0 +1,73 @@
+"""The `tune` command: real finders on one device, an override file `fit` accepts, and its refusals."""
+
+from __future__ import annotations
+
+import lightning.pytorch as L
+import pytest
+import torch
+import yaml
+
+from conftest import TINY, run_command
+from lightning_template.errors import UserError
+from lightning_template.tune import _refuse_manual_optimization, largest_divisor_at_most
+
+FAST_FINDERS = ["tune.max_micro_batch_size=32", "tune.steps_per_trial=1", "tune.lr_num_training=15"]
+
+
+@pytest.mark.parametrize(("number", "bound", "expected"), [(128, 64, 64), (96, 64, 48), (64, 1000, 64), (7, 4, 1)])
+def test_largest_divisor_at_most(number, bound, expected):
+    assert largest_divisor_at_most(number, bound) == expected
+
+
+def test_tune_writes_an_override_that_fit_runs(tmp_path):
+    # trainer=ddp_cpu: tune itself runs on one device, but picks a micro-batch for the 2-process fit it names
+    tuned = run_command(
+        "tune",
+        tmp_path / "tune",
+        *TINY,
+        "experiment=cnn",
+        "trainer=ddp_cpu",
+        f"tune.config_dir={tmp_path}",
+        *FAST_FINDERS,
+    )
+    path = tmp_path / "tuned" / "cnn.yaml"
+    assert path.read_text().startswith("# @package _global_\n")
+    values = yaml.safe_load(path.read_text())
+    assert values["data"] == {"global_batch_size": 128, "micro_batch_size": 32}  # bound 32, divides 128 / 2
+    assert values["lr_reference_batch_size"] == 128 and values["model"]["optimizer"]["lr"] > 0
+    assert (tuned.run_dir / "lr_find.png").stat().st_size > 1000
+    assert "tune runs on one device" in tuned.output and "+tuned=cnn" in tuned.stdout
+
+    run = run_command(
+        "fit",
+        tmp_path / "fit",
+        *TINY,
+        "experiment=cnn",
+        f"hydra.searchpath=[file://{tmp_path}]",
+        "+tuned=cnn",
+        "trainer=cpu",
+        "trainer.max_steps=2",
+        "test_after_fit=false",
+    )
+    assert run.summary()["global_steps"] == 2
+    assert run.summary()["layout"] == "global batch 128 = micro 32 x accumulate 4 x 1 device(s)"
+    config = yaml.safe_load((run.run_dir / "config.yaml").read_text())
+    assert config["model"]["optimizer"]["lr"] == values["model"]["optimizer"]["lr"]
+
+
+def test_nothing_to_tune_is_one_paragraph(tmp_path):
+    run = run_command("tune", tmp_path / "t", "tune.scale_batch_size=false", "tune.lr_find=false", check=False)
+    assert run.returncode == 2 and "Traceback" not in run.output, run.output[-3000:]
+    assert "nothing to tune" in run.stderr
+
+
+class ManualModule(L.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.layer = torch.nn.Linear(2, 2)
+
+
+def test_manual_optimization_is_refused():
+    with pytest.raises(UserError, match="manual optimization"):
+        _refuse_manual_optimization(ManualModule())
