@@ -17,12 +17,28 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
 
 # Small, fast settings for runs whose point is the mechanics, not the accuracy.
-TINY = [
-    "data.num_train=640",
-    "data.num_test=64",
+QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+TINY = ["data.num_train=640", "data.num_test=64", "model.widths=[8,16]", *QUIET]
+# 16 streams of 61 tokens: 6 windows of 10 per epoch
+TINY_LM = [
+    "experiment=lm",
+    "data.num_train=976",
+    "data.num_valid=410",
+    "data.num_test=410",
+    "data.bptt=10",
+    "data.eval_batch_size=4",
+    "model.embedding_size=16",
+    "model.hidden_size=16",
+    *QUIET,
+]
+TINY_VIDEO = [
+    "experiment=video",
+    "data.num_train=16",
+    "data.num_val=4",
+    "data.num_test=4",
     "model.widths=[8,16]",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
+    "model.hidden_size=16",
+    *QUIET,
 ]
 
 
@@ -50,16 +66,23 @@ class Completed:
         return checkpoint["state_dict"]
 
 
-def run_command(command: str, run_dir: Path, *overrides: str, timeout: int = 600, check: bool = True) -> Completed:
-    """Run ``python -m lightning_template.<command>`` with Hydra overrides, as a user would."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "disabled"}
+def run_module(
+    module: str, *args: str, run_dir: Path, timeout: int = 600, check: bool = True, env: dict | None = None
+) -> Completed:
+    """Run ``python -m lightning_template.<module> args...`` in a subprocess, as a user would."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "disabled", **(env or {})}
     env.pop("CUDA_VISIBLE_DEVICES", None)
-    args = [sys.executable, "-m", f"lightning_template.{command}", f"hydra.run.dir={run_dir}", *overrides]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+    command = [sys.executable, "-m", f"lightning_template.{module}", *args]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
     done = Completed(proc.returncode, proc.stdout, proc.stderr, run_dir)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{done.output[-6000:]}")
+        raise AssertionError(f"{' '.join(command)} failed ({proc.returncode}):\n{done.output[-6000:]}")
     return done
+
+
+def run_command(command: str, run_dir: Path, *overrides: str, timeout: int = 600, check: bool = True) -> Completed:
+    """Run the Hydra command ``command`` (fit, tune) with its run directory and overrides."""
+    return run_module(command, f"hydra.run.dir={run_dir}", *overrides, run_dir=run_dir, timeout=timeout, check=check)
 
 
 @pytest.fixture

@@ -12,23 +12,10 @@ import pytest
 import torch
 from torch.optim import SGD
 
-from conftest import max_abs_difference
+from conftest import TINY_LM, max_abs_difference
 from lightning_template.data.text_datamodule import SyntheticTextDataModule
 from lightning_template.models.language_model import LanguageModel
 
-# 16 streams of 61 tokens: 6 windows of 10 per epoch
-TINY_LM = [
-    "experiment=lm",
-    "data.num_train=976",
-    "data.num_valid=410",
-    "data.num_test=410",
-    "data.bptt=10",
-    "data.eval_batch_size=4",
-    "model.embedding_size=16",
-    "model.hidden_size=16",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-]
 EXACT = [
     *TINY_LM,
     "model.dropout=0",

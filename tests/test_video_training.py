@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import max_abs_difference
+from conftest import TINY_VIDEO, max_abs_difference
 
 pytestmark = pytest.mark.slow
 
-TINY_VIDEO = [
-    "experiment=video",
-    "data.num_train=16",
-    "data.num_val=4",
-    "data.num_test=4",
-    "model.widths=[8,16]",
-    "model.hidden_size=16",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-]
 
 EXACT = [
     *TINY_VIDEO,

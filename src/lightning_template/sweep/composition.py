@@ -1,0 +1,82 @@
+"""Check a sweep's overrides against the ``fit`` config before any trial starts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from lightning_template.config import CONFIG_DIR
+from lightning_template.errors import UserError
+from lightning_template.sweep.spec import SweepSpec, override, override_key
+
+
+def compose_fit(overrides: list[str]) -> DictConfig:
+    """The ``fit`` config these overrides give, as Hydra composes it for a run (Hydra's own keys included)."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return compose("fit", overrides=overrides, return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _sample_points(spec: SweepSpec) -> Iterator[dict[str, Any]]:
+    """One point per choice of each categorical parameter (others at their first choice or ``min``)."""
+    first = {p.name: p.choices[0] if p.choices else p.low for p in spec.searched}
+    yield first
+    for parameter in spec.searched:
+        for choice in parameter.choices[1:]:
+            yield {**first, parameter.name: choice}
+        if parameter.high is not None:
+            yield {**first, parameter.name: parameter.high}
+
+
+def check_overrides(spec: SweepSpec, extra: list[str]) -> None:
+    """Every parameter is a key (or config group) of the composed ``fit`` config, and lands as given.
+
+    ``extra`` are overrides for every trial; they may replace a constant, not a searched parameter.
+    """
+    swept = {p.name for p in spec.searched}
+    clashing = sorted(swept & {override_key(o) for o in extra})
+    if clashing:
+        raise UserError(
+            f"The overrides set {', '.join(clashing)}, which the sweep config {spec.path} searches: drop them"
+            " from the command line, or fix them in the sweep config with value:."
+        )
+    for point in _sample_points(spec):
+        overrides = spec.overrides(point, extra)
+        try:
+            cfg = compose_fit(overrides)
+        except (HydraException, OmegaConfBaseException) as err:
+            raise UserError(
+                f"A trial of the sweep config {spec.path} cannot run: fit {' '.join(overrides)} fails with"
+                f' "{str(err).strip()}". Parameter names (in the file and on the command line) must be keys of'
+                " fit's config (fit --cfg job shows them) or config groups such as experiment."
+            ) from err
+        replaced = {override_key(text) for text in extra}
+        for name, value in {**spec.fixed, **point}.items():
+            if name not in replaced:
+                _check_landed(cfg, name, value, spec)
+
+
+def _check_landed(cfg: DictConfig, name: str, value: Any, spec: SweepSpec) -> None:
+    if name in cfg.hydra.runtime.choices:
+        landed, expected = cfg.hydra.runtime.choices[name], str(value)
+    else:
+        try:
+            node = OmegaConf.select(cfg, name, throw_on_missing=False)
+        except OmegaConfBaseException:  # an interpolation only a running app resolves
+            return
+        is_container = isinstance(node, DictConfig) or OmegaConf.is_list(node)
+        landed, expected = (OmegaConf.to_container(node) if is_container else node), value
+    if landed != expected:
+        raise UserError(
+            f"The sweep config {spec.path}: {override(name, value)} gives {name}={landed!r} in fit's config, not"
+            f" {expected!r}. Write the value as Hydra reads it on the command line."
+        )

@@ -1,0 +1,123 @@
+"""One sweep trial: a ``fit`` process of its own, watched through the metrics it logs.
+
+A process per trial keeps DDP correct (every rank of a trial is started with the same
+overrides, unlike Hydra's multirun under DDP) and isolates crashes and memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lightning_template import fit
+
+LOG_NAME = "fit.log"
+
+
+@dataclass
+class TrialOutcome:
+    returncode: int | None
+    values: list[float] = field(default_factory=list)  # the metric at each validation, in order
+    stopped: bool = False  # stopped early because ``on_value`` asked (pruned)
+
+    @property
+    def final(self) -> float | None:
+        return self.values[-1] if self.values else None
+
+
+def fit_command(overrides: list[str], run_dir: Path) -> list[str]:
+    return [sys.executable, "-m", fit.__name__, *overrides, f"hydra.run.dir={run_dir.resolve()}"]
+
+
+def metric_series(run_dir: Path, metric: str) -> list[float]:
+    """Every value of ``metric`` in the run's CSV metrics so far (complete lines only)."""
+    paths = sorted(run_dir.glob("**/metrics.csv"))
+    if not paths:
+        return []
+    text = paths[0].read_text()
+    text = text[: text.rfind("\n") + 1]  # the logger may be writing the last line
+    return [float(row[metric]) for row in csv.DictReader(io.StringIO(text)) if row.get(metric)]
+
+
+def logged_metrics(run_dir: Path) -> list[str]:
+    paths = sorted(run_dir.glob("**/metrics.csv"))
+    if not paths:
+        return []
+    with paths[0].open() as handle:
+        header = next(csv.reader(handle), [])
+    return [name for name in header if name not in ("epoch", "step")]
+
+
+def failure_reason(run_dir: Path) -> str:
+    """Why the trial's ``fit`` failed: its one-paragraph error, or the last line of its traceback."""
+    text = (run_dir / LOG_NAME).read_text(errors="replace")
+    paragraphs = [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
+    errors = [p for p in paragraphs if p.startswith("Error:")]
+    if errors:
+        return errors[-1][:500]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else "(no output)"
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """End the trial's process group (DDP ranks included): SIGTERM, then SIGKILL after a grace period."""
+    for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run_trial(
+    overrides: list[str],
+    run_dir: Path,
+    metric: str,
+    on_value: Callable[[int, float], bool],
+    poll_seconds: float = 1.0,
+) -> TrialOutcome:
+    """Run ``fit`` with ``overrides`` in ``run_dir`` (its output in ``fit.log``) until it ends.
+
+    Each new value of ``metric`` is passed to ``on_value(step, value)`` (step = the
+    validation's index); when that returns True the run is stopped.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    outcome = TrialOutcome(returncode=None)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
+    with (run_dir / LOG_NAME).open("w") as log:
+        process = subprocess.Popen(
+            fit_command(overrides, run_dir), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        try:
+            while True:
+                try:
+                    outcome.returncode = process.wait(timeout=poll_seconds)
+                except subprocess.TimeoutExpired:
+                    outcome.returncode = None
+                for value in metric_series(run_dir, metric)[len(outcome.values) :]:
+                    outcome.values.append(value)
+                    if on_value(len(outcome.values) - 1, value) and outcome.returncode is None:
+                        _stop(process)
+                        outcome.stopped, outcome.returncode = True, process.returncode
+                        return outcome
+                if outcome.returncode is not None:
+                    return outcome
+        except BaseException:  # Ctrl-C or an error here: leave no trial running
+            _stop(process)
+            raise
+
+
+def is_finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)

@@ -1,0 +1,93 @@
+"""Every sweep file in configs/sweep/, checked offline as W&B would use it.
+
+W&B sweeps need the W&B server, so what can be checked here is: the file passes W&B's
+own schema (the `sweeps` package, W&B's sweep-config code), each parameter is an
+override of the composed fit config, and the command W&B's agent builds from a run's
+parameters (its own code does the expansion) runs `fit` to the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import sweeps
+import yaml
+from sweeps.grid_search import grid_search_next_runs
+from sweeps.random_search import random_search_next_runs
+from wandb.wandb_agent import Agent
+
+from conftest import CONFIG_DIR, TINY, TINY_LM, TINY_VIDEO, Completed, run_module
+from lightning_template.sweep.composition import check_overrides
+from lightning_template.sweep.spec import load_spec
+from lightning_template.sweep.wandb_sweep import wandb_config
+
+SWEEP_FILES = sorted((CONFIG_DIR / "sweep").glob("*.yaml"))
+TASK_TINY = {"cnn": TINY, "lm": TINY_LM[1:], "video": TINY_VIDEO[1:]}  # experiment= comes from the file
+
+
+@pytest.fixture(params=SWEEP_FILES, ids=lambda path: path.stem)
+def sweep_file(request) -> Path:
+    return request.param
+
+
+def test_there_is_a_sweep_for_each_task_and_each_method():
+    raw = {path.stem: yaml.safe_load(path.read_text()) for path in SWEEP_FILES}
+    assert {config["parameters"]["experiment"]["value"] for config in raw.values()} >= set(TASK_TINY) & {
+        path.stem for path in CONFIG_DIR.joinpath("experiment").glob("*.yaml")
+    }
+    assert {"bayes"} <= {config["method"] for config in raw.values()}
+
+
+def test_passes_wandbs_schema(sweep_file):
+    config = yaml.safe_load(sweep_file.read_text())
+    assert sweeps.schema_violations_from_proposed_config(config) == []
+
+
+def test_searches_batch_size_and_lr_with_valid_overrides(sweep_file):
+    spec = load_spec(str(sweep_file))
+    searched = {p.name: p for p in spec.searched}
+    assert searched["data.global_batch_size"].distribution == "categorical"
+    assert "model.optimizer.lr" in searched
+    check_overrides(spec, [])  # composes fit at each choice of every categorical parameter
+
+
+def agent_run(config: dict, run_id: str, tmp_path: Path, monkeypatch) -> int:
+    """Let W&B's agent expand the sweep command for one run's parameters and run it; return its exit status."""
+    # bayes explores the same space; its first suggestion is drawn here by W&B's random search
+    if config["method"] == "grid":
+        run = grid_search_next_runs([], config)[0]
+    else:
+        run = random_search_next_runs({**config, "method": "random"})[0]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    for name in ("WANDB_MODE", "WANDB_DIR", "WANDB_RUN_ID", "WANDB_SWEEP_ID", "WANDB_SWEEP_PARAM_PATH"):
+        monkeypatch.setenv(name, {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)}.get(name, run_id))
+    agent = Agent(api=None, queue=None, sweep_id="offline")
+    agent._sweep_command = config["command"]
+    # the server sends the run's parameters as JSON: plain numbers, not numpy's
+    args = json.loads(json.dumps(run.config, default=lambda value: value.item()))
+    agent._command_run({"run_id": run_id, "program": None, "args": args})
+    return agent._run_processes[run_id].wait(timeout=600)
+
+
+@pytest.mark.slow
+def test_the_agents_command_runs_fit(sweep_file, tmp_path, monkeypatch):
+    spec = load_spec(str(sweep_file))
+    quick = [*TASK_TINY[spec.experiment], "debug=fast_dev_run"]
+    config = wandb_config(spec, quick)
+    assert agent_run(config, "run1", tmp_path, monkeypatch) == 0
+    (run_dir,) = (tmp_path / "runs" / "sweeps" / "wandb").glob("*/run1")
+    summary = Completed(0, "", "", run_dir).summary()
+    assert summary["global_steps"] == 1 and summary["experiment"] == spec.experiment
+    resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert set(resolved["logger"]) == {"csv", "wandb"}
+
+
+def test_wandb_backend_offline_is_one_paragraph(tmp_path):
+    run = run_module("sweep", "cnn", "--backend", "wandb", run_dir=tmp_path, check=False)
+    assert run.returncode == 2 and "Traceback" not in run.output, run.output[-3000:]
+    assert "W&B sweeps need the W&B server" in " ".join(run.stderr.split())

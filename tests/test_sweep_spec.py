@@ -1,0 +1,118 @@
+"""Sweep files: W&B's format read the same way by both backends, and every mistake caught before a trial runs."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
+
+from lightning_template.errors import UserError
+from lightning_template.models.training_module import check_ranks_agree
+from lightning_template.sweep.composition import check_overrides
+from lightning_template.sweep.optuna_sweep import SweepOptions, open_study
+from lightning_template.sweep.spec import parse_spec
+
+COMMAND = ["${env}", "${interpreter}", "-m", "lightning_template.fit", "${args_no_hyphens}"]
+VALID = {
+    "method": "bayes",
+    "metric": {"name": "val/acc", "goal": "maximize"},
+    "parameters": {
+        "data.global_batch_size": {"values": [64, 128]},
+        "model.optimizer.lr": {"distribution": "log_uniform_values", "min": 0.01, "max": 1.0},
+        "experiment": {"value": "cnn"},
+        "model.widths": {"value": [8, 16]},
+        "trainer.max_epochs": {"value": 2},
+    },
+    "command": COMMAND,
+}
+
+
+def spec_with(**changes):
+    raw = copy.deepcopy(VALID)
+    for key, value in changes.items():
+        if key.startswith("param:"):
+            raw["parameters"][key[6:]] = value
+        else:
+            raw[key] = value
+    return parse_spec(raw, Path("sweep.yaml"))
+
+
+def test_valid_file_reads_constants_and_searched_parameters():
+    spec = spec_with()
+    assert spec.fixed == {"experiment": "cnn", "model.widths": [8, 16], "trainer.max_epochs": 2}
+    assert [p.name for p in spec.searched] == ["data.global_batch_size", "model.optimizer.lr"]
+    assert spec.searched[1].log and spec.searched[0].choices == (64, 128)
+    assert spec.name == "sweep" and spec.metric == "val/acc" and spec.goal == "maximize"
+
+
+def test_overrides_are_what_wandbs_agent_passes():
+    spec = spec_with()
+    values = {"data.global_batch_size": 64, "model.optimizer.lr": 0.0123}
+    ours = spec.overrides(values)
+    agents = create_sweep_command_args({"args": {k: {"value": v} for k, v in {**spec.fixed, **values}.items()}})
+    assert sorted(ours) == sorted(agents["args_no_hyphens"])
+    assert "model.widths=[8, 16]" in ours
+
+
+def test_command_line_overrides_replace_constants():
+    spec = spec_with()
+    overrides = spec.overrides({"data.global_batch_size": 64, "model.optimizer.lr": 0.1}, ["trainer.max_epochs=1"])
+    assert "trainer.max_epochs=1" in overrides and "trainer.max_epochs=2" not in overrides
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"method": "hyperopt"}, "method='hyperopt' must be one of grid, random, bayes"),
+        ({"metric": {"name": "val/acc"}}, "metric must name the logged metric"),
+        ({"param:model": {"parameters": {"norm": {"values": ["group"]}}}}, "Use flat dotted names"),
+        ({"param:model.scheduler": {"value": None}}, "write the text null"),
+        ({"param:model.dropout": {"distribution": "normal", "mu": 0, "sigma": 1}}, "distribution 'normal'"),
+        ({"param:model.optimizer.lr": {"distribution": "log_uniform_values", "min": 0, "max": 1}}, "positive"),
+        ({"param:model.optimizer.lr": {"min": 1.0, "max": 0.1}}, "needs numbers min < max"),
+        ({"method": "grid"}, "method=grid needs values: lists, but model.optimizer.lr give a range"),
+        ({"command": [*COMMAND[:-1], "${args_no_hyphen}"]}, "'${args_no_hyphen}' is not a macro"),
+        ({"command": [*COMMAND[:-1], "${args}"]}, "must pass the parameters as ${args_no_hyphens}"),
+        ({"early_terminate": {"type": "median"}}, "early_terminate must be"),
+        ({"parameters": {"experiment": {"value": "cnn"}}}, "every parameter is a constant"),
+    ],
+)
+def test_mistakes_name_the_key_and_the_fix(changes, fragment):
+    with pytest.raises(UserError) as raised:
+        spec_with(**changes)
+    assert fragment in str(raised.value)
+
+
+def test_hydra_interpolations_in_the_command_are_passed_on():
+    spec = spec_with(command=[*COMMAND[:-1], "hydra.run.dir=runs/${oc.env:WANDB_RUN_ID,none}", "${args_no_hyphens}"])
+    assert spec.raw["command"][-2].startswith("hydra.run.dir=")
+
+
+def test_parameter_names_are_checked_against_the_fit_config():
+    check_overrides(spec_with(), [])
+    with pytest.raises(UserError, match=r"model\.optimizer\.lrr"):
+        check_overrides(spec_with(**{"param:model.optimizer.lrr": {"values": [0.1, 0.2]}}), [])
+    with pytest.raises(UserError, match="experiment"):
+        check_overrides(spec_with(**{"param:experiment": {"values": ["cnn", "nope"]}}), [])
+    with pytest.raises(UserError, match=r"which the sweep config sweep\.yaml searches"):
+        check_overrides(spec_with(), ["model.optimizer.lr=0.3"])
+
+
+def test_a_study_is_resumed_only_by_the_same_sweep(tmp_path):
+    spec = spec_with()
+    first = open_study(spec, tmp_path, ["trainer.max_epochs=1"], SweepOptions())
+    again = open_study(spec, tmp_path, ["trainer.max_epochs=1"], SweepOptions())
+    assert first.study_name == again.study_name == "sweep"
+    with pytest.raises(UserError, match="overrides changed since it was created"):
+        open_study(spec, tmp_path, ["trainer.max_epochs=3"], SweepOptions())
+    wider = spec_with(**{"param:data.global_batch_size": {"values": [64, 128, 256]}})
+    with pytest.raises(UserError, match="parameters changed"):
+        open_study(wider, tmp_path, ["trainer.max_epochs=1"], SweepOptions())
+
+
+def test_ranks_with_different_learning_rates_are_refused():
+    check_ranks_agree([[0.1, 0.1], [0.1, 0.1]])
+    with pytest.raises(UserError, match=r"rank 0: \[0.1\], rank 1: \[0.2\]"):
+        check_ranks_agree([[0.1], [0.2]])
