@@ -157,9 +157,8 @@ def objective_for(spec: SweepSpec, sweep_dir: Path, extra: list[str]):
             trial.set_user_attr("pruned_at_validation", len(outcome.values))
             raise optuna.TrialPruned()
         if outcome.returncode != 0:
-            reason = failure_reason(run_dir)
-            trial.set_user_attr("error", reason)
-            raise TrialFailed(f"fit exited with status {outcome.returncode}: {reason}")
+            trial.set_user_attr("error", f"fit exited with status {outcome.returncode}: {failure_reason(run_dir)}")
+            raise TrialFailed(trial.user_attrs["error"])
         if not outcome.values:
             logged = ", ".join(logged_metrics(run_dir)) or "nothing"
             reason = f"{spec.metric} was never logged (logged: {logged}); check metric.name in {spec.path}"

@@ -70,7 +70,7 @@ def write_report(study: optuna.Study, spec: SweepSpec, sweep_dir: Path) -> dict[
             writer = csv.DictWriter(handle, fieldnames=list(table_rows[0]))
             writer.writeheader()
             writer.writerows(table_rows)
-        _print_table(table_rows, f"sweep {spec.name}: {len(table_rows)} trials ({spec.goal} {spec.metric})")
+        _print_table(table_rows, f"sweep {spec.name}: {len(table_rows)} trial(s) ({spec.goal} {spec.metric})")
         plot(study, spec, sweep_dir / "sweep.png")
     completed = [t for t in study.trials if t.state == TrialState.COMPLETE]
     if not completed:
