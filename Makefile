@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# W&B's sweep-config code, for the offline checks of configs/sweep/; without its numpy<2 pin,
+	# which its schema and random/grid search do not need
+	$(BIN)/python -m pip install --quiet --no-deps "sweeps==0.3.0"
 	touch $(STAMP)
 
 install: $(STAMP)

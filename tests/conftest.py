@@ -16,30 +16,40 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
 
-# Small, fast settings for runs whose point is the mechanics, not the accuracy.
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
-TINY = ["data.num_train=640", "data.num_test=64", "model.widths=[8,16]", *QUIET]
-# 16 streams of 61 tokens: 6 windows of 10 per epoch
-TINY_LM = [
-    "experiment=lm",
-    "data.num_train=976",
-    "data.num_valid=410",
-    "data.num_test=410",
-    "data.bptt=10",
-    "data.eval_batch_size=4",
-    "model.embedding_size=16",
-    "model.hidden_size=16",
-    *QUIET,
-]
-TINY_VIDEO = [
-    "experiment=video",
-    "data.num_train=16",
-    "data.num_val=4",
-    "data.num_test=4",
-    "model.widths=[8,16]",
-    "model.hidden_size=16",
-    *QUIET,
-]
+# Small, fast settings of each task's embedded experiment, for runs whose point is the
+# mechanics, not the accuracy.
+TINY_BY_TASK = {
+    # >>> cnn
+    "cnn": ["experiment=cnn", "data.num_train=640", "data.num_test=64", "model.widths=[8,16]", *QUIET],
+    # <<< cnn
+    # >>> lm
+    "lm": [  # 16 streams of 61 tokens: 6 windows of 10 per epoch
+        "experiment=lm",
+        "data.num_train=976",
+        "data.num_valid=410",
+        "data.num_test=410",
+        "data.bptt=10",
+        "data.eval_batch_size=4",
+        "model.embedding_size=16",
+        "model.hidden_size=16",
+        *QUIET,
+    ],
+    # <<< lm
+    # >>> video
+    "video": [
+        "experiment=video",
+        "data.num_train=16",
+        "data.num_val=4",
+        "data.num_test=4",
+        "model.widths=[8,16]",
+        "model.hidden_size=16",
+        *QUIET,
+    ],
+    # <<< video
+}
+# What every task shares (fit, tune, sweep) is tested through the project's first task.
+TASK, TINY = next(iter(TINY_BY_TASK.items()))
 
 
 @dataclass

@@ -110,3 +110,16 @@ def test_datamodule_splits_and_normalises(tmp_path):
     again = Cifar10DataModule(root=str(tmp_path), global_batch_size=8, val_fraction=0.25, seed=3)
     again.setup()
     assert np.array_equal(again.datasets["val"].labels.numpy(), datamodule.datasets["val"].labels.numpy())
+
+
+@pytest.mark.smoke
+def test_fit_cnn_cifar10_runs_on_files_in_the_official_format(fit, tmp_path):
+    make_cifar(tmp_path / "data", per_file=40)
+    run = fit("experiment=cnn_cifar10", f"data.root={tmp_path / 'data'}", "model.widths=[8,16]", "debug=fast_dev_run")
+    assert run.summary()["global_steps"] == 1 and "test/acc" in run.summary()["test"]
+
+
+def test_fit_without_cifar_is_one_paragraph(fit, tmp_path):
+    run = fit("experiment=cnn_cifar10", f"data.root={tmp_path}/absent", "debug=fast_dev_run", check=False)
+    assert run.returncode == 2 and "Traceback" not in run.output, run.output[-3000:]
+    assert "CIFAR-10 not found" in run.stderr and "data.download=true" in " ".join(run.stderr.split())

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import TINY, max_abs_difference
+from conftest import TINY_BY_TASK, max_abs_difference
 
 pytestmark = pytest.mark.slow
 
 EXACT = [
-    *TINY,
+    *TINY_BY_TASK["cnn"],
     "model.norm=group",
     "model.dropout=0",
     "trainer.precision=64-true",
@@ -30,6 +30,7 @@ DECOMPOSITIONS = {
 }
 
 
+@pytest.mark.ddp
 def test_every_decomposition_gives_the_same_weights(fit):
     runs = {
         name: fit(*EXACT, *overrides, "trainer.max_steps=5", name=name) for name, overrides in DECOMPOSITIONS.items()
@@ -61,6 +62,7 @@ def test_resume_mid_epoch_is_bit_identical(fit):
     assert all(straight_weights[k].equal(resumed_weights[k]) for k in straight_weights)
 
 
+@pytest.mark.ddp
 def test_ddp_validation_counts_every_sample_once(fit):
     # 650 images -> 65 for validation: ranks get 33 and 32, in batches of 5 (the last ones partial)
     common = [

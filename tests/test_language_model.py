@@ -12,12 +12,12 @@ import pytest
 import torch
 from torch.optim import SGD
 
-from conftest import TINY_LM, max_abs_difference
+from conftest import TINY_BY_TASK, max_abs_difference
 from lightning_template.data.text_datamodule import SyntheticTextDataModule
 from lightning_template.models.language_model import LanguageModel
 
 EXACT = [
-    *TINY_LM,
+    *TINY_BY_TASK["lm"],
     "model.dropout=0",
     "trainer.precision=64-true",
     "trainer.accelerator=cpu",
@@ -73,6 +73,7 @@ def test_the_hidden_state_is_carried_detached_to_the_next_window(carry):
 
 
 @pytest.mark.slow
+@pytest.mark.ddp
 def test_every_decomposition_gives_the_same_weights(fit):
     runs = {name: fit(*EXACT, *extra, "trainer.max_steps=5", name=name) for name, extra in DECOMPOSITIONS.items()}
     reference = runs["16x1x1"].weights()
@@ -89,6 +90,7 @@ def test_every_decomposition_gives_the_same_weights(fit):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("devices", ["single", "ddp"])
+@pytest.mark.ddp
 def test_resume_mid_epoch_is_bit_identical(fit, devices):
     # a constant LR: a schedule depends on max_steps; dropout on, so RNG states must be restored too
     layout = ["trainer=ddp_cpu", "trainer.devices=2", "data.micro_batch_size=4"]
@@ -109,6 +111,7 @@ def test_resume_mid_epoch_is_bit_identical(fit, devices):
 
 
 @pytest.mark.slow
+@pytest.mark.ddp
 def test_ddp_perplexity_counts_every_token_once(fit):
     # 5 evaluation streams: ranks read 3 and 2 of them
     common = [*EXACT, "data.eval_batch_size=5", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0"]

@@ -43,10 +43,11 @@ def test_scaling_needs_a_reference(reference):
 def test_fit_logs_the_scaled_lr(fit):
     run = fit(
         *TINY,
-        "experiment=cnn",
         "lr_scaling=linear",
-        "data.global_batch_size=256",
-        "data.micro_batch_size=128",
+        "lr_reference_batch_size=16",
+        "model.optimizer.lr=0.2",
+        "data.global_batch_size=32",
+        "data.micro_batch_size=16",
         "model.scheduler=null",
         "trainer.max_steps=1",
         "trainer.log_every_n_steps=1",
@@ -54,7 +55,7 @@ def test_fit_logs_the_scaled_lr(fit):
     )
     lrs = [float(row["train/lr"]) for row in run.metrics() if row.get("train/lr")]
     assert lrs == [pytest.approx(0.4)]
-    assert "Learning rate: 0.4 (model.optimizer.lr 0.2, lr_scaling=linear from global batch 128 to 256)" in run.output
+    assert "Learning rate: 0.4 (model.optimizer.lr 0.2, lr_scaling=linear from global batch 16 to 32)" in run.output
 
 
 def test_bad_rule_is_one_paragraph(fit):

@@ -60,6 +60,7 @@ def test_sweep_finishes_prints_the_best_and_resumes_in_parallel(tmp_path):
         assert float(table[trial.number]["lr used"]) == pytest.approx(expected, rel=1e-3)
 
 
+@pytest.mark.ddp
 def test_ddp_trial_trains_one_lr_on_both_ranks(tmp_path):
     config = write_sweep(
         tmp_path / "ddp.yaml",

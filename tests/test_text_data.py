@@ -62,7 +62,7 @@ def test_files_datamodule_serves_streams_and_a_unigram_reference(tmp_path):
     data = TextFilesDataModule(root=str(write_corpus(tmp_path)), global_batch_size=4, bptt=5, eval_batch_size=2)
     data.setup("fit")
     assert data.vocab_size == len(WORDS) + 2
-    assert len(data.datasets["train"]) == 4 and len(data.datasets["test"]) == 2
+    assert data.datasets["train"].num_streams == 4 and data.datasets["test"].num_streams == 2
     assert 1 < data.reference["ppl_unigram"] < data.vocab_size + 1
 
 
@@ -93,10 +93,12 @@ def test_synthetic_datamodule_reports_floor_and_unigram():
 
 
 @pytest.mark.slow
-def test_fit_lm_ptb_trains_on_a_folder_in_the_real_layout_and_reports_test_perplexity(fit, tmp_path):
-    root = write_corpus(tmp_path / "ptb", lines=400)
+@pytest.mark.smoke
+@pytest.mark.parametrize("experiment", ["lm_ptb", "lm_wikitext2"])
+def test_fit_trains_on_a_folder_in_the_real_layout_and_reports_test_perplexity(fit, tmp_path, experiment):
+    root = write_corpus(tmp_path / "corpus", lines=400)
     small = ["model.embedding_size=16", "model.hidden_size=16", "data.bptt=10", "trainer.enable_progress_bar=false"]
-    run = fit("experiment=lm_ptb", f"data.root={root}", *small, "trainer.max_steps=6", name="ptb")
+    run = fit(f"experiment={experiment}", f"data.root={root}", *small, "trainer.max_steps=6", name="corpus")
     test = run.summary()["test"]
     assert 1 < test["test/ppl"] < 1000 and "test/ppl_unigram" in test
     assert run.summary()["global_steps"] == 6

@@ -7,11 +7,11 @@ import pytest
 import torch
 import yaml
 
-from conftest import TINY, run_command
+from conftest import TASK, TINY, TINY_BY_TASK, run_command
 from lightning_template.errors import UserError
 from lightning_template.tune import _refuse_manual_optimization, largest_divisor_at_most
 
-FAST_FINDERS = ["tune.max_micro_batch_size=32", "tune.steps_per_trial=1", "tune.lr_num_training=15"]
+FAST_FINDERS = ["tune.max_micro_batch_size=16", "tune.steps_per_trial=1", "tune.lr_num_training=15"]
 
 
 @pytest.mark.parametrize(("number", "bound", "expected"), [(128, 64, 64), (96, 64, 48), (64, 1000, 64), (7, 4, 1)])
@@ -19,40 +19,50 @@ def test_largest_divisor_at_most(number, bound, expected):
     assert largest_divisor_at_most(number, bound) == expected
 
 
-def test_tune_writes_an_override_that_fit_runs(tmp_path):
-    # trainer=ddp_cpu: tune itself runs on one device, but picks a micro-batch for the 2-process fit it names
+def tune_then_fit(tmp_path, tiny: list[str], experiment: str) -> tuple[dict, str]:
+    """Tune for a 2-process fit (tune itself runs on one device), then fit with the file it wrote."""
     tuned = run_command(
         "tune",
         tmp_path / "tune",
-        *TINY,
-        "experiment=cnn",
+        *tiny,
+        "data.global_batch_size=32",
         "trainer=ddp_cpu",
         f"tune.config_dir={tmp_path}",
         *FAST_FINDERS,
     )
-    path = tmp_path / "tuned" / "cnn.yaml"
+    path = tmp_path / "tuned" / f"{experiment}.yaml"
     assert path.read_text().startswith("# @package _global_\n")
     values = yaml.safe_load(path.read_text())
-    assert values["data"] == {"global_batch_size": 128, "micro_batch_size": 32}  # bound 32, divides 128 / 2
-    assert values["lr_reference_batch_size"] == 128 and values["model"]["optimizer"]["lr"] > 0
+    assert values["data"] == {"global_batch_size": 32, "micro_batch_size": 16}  # bound 16 = 32 / 2 devices
+    assert values["lr_reference_batch_size"] == 32 and values["model"]["optimizer"]["lr"] > 0
     assert (tuned.run_dir / "lr_find.png").stat().st_size > 1000
-    assert "tune runs on one device" in tuned.output and "+tuned=cnn" in tuned.stdout
+    assert "tune runs on one device" in tuned.output and f"+tuned={experiment}" in tuned.stdout
 
     run = run_command(
         "fit",
         tmp_path / "fit",
-        *TINY,
-        "experiment=cnn",
+        *tiny,
         f"hydra.searchpath=[file://{tmp_path}]",
-        "+tuned=cnn",
+        f"+tuned={experiment}",
         "trainer=cpu",
         "trainer.max_steps=2",
         "test_after_fit=false",
     )
     assert run.summary()["global_steps"] == 2
-    assert run.summary()["layout"] == "global batch 128 = micro 32 x accumulate 4 x 1 device(s)"
     config = yaml.safe_load((run.run_dir / "config.yaml").read_text())
     assert config["model"]["optimizer"]["lr"] == values["model"]["optimizer"]["lr"]
+    return values, run.summary()["layout"]
+
+
+def test_tune_writes_an_override_that_fit_runs(tmp_path):
+    _, layout = tune_then_fit(tmp_path, TINY, TASK)
+    assert layout == "global batch 32 = micro 16 x accumulate 2 x 1 device(s)"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", [task for task in TINY_BY_TASK if task != TASK])
+def test_tune_works_for_every_task(tmp_path, task):
+    tune_then_fit(tmp_path, TINY_BY_TASK[task], task)
 
 
 def test_nothing_to_tune_is_one_paragraph(tmp_path):

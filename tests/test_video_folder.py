@@ -94,6 +94,7 @@ def test_a_folder_without_readable_videos_is_a_user_error(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.smoke
 def test_fit_trains_on_a_video_folder_and_skips_corrupt_files(fit, tmp_path):
     root = make_folder(tmp_path / "videos", per_class=4)
     run = fit(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import TINY_VIDEO, max_abs_difference
+from conftest import TINY_BY_TASK, max_abs_difference
 
 pytestmark = pytest.mark.slow
 
 
 EXACT = [
-    *TINY_VIDEO,
+    *TINY_BY_TASK["video"],
     "model.norm=group",
     "model.dropout=0",
     "trainer.precision=64-true",
@@ -29,6 +29,7 @@ DECOMPOSITIONS = {
 }
 
 
+@pytest.mark.ddp
 def test_every_decomposition_of_a_clip_batch_gives_the_same_weights(fit):
     runs = {name: fit(*EXACT, *overrides, name=name) for name, overrides in DECOMPOSITIONS.items()}
     reference = runs["8x1x1"].weights()
@@ -58,6 +59,7 @@ def test_a_short_run_learns_the_order_of_frames(fit):
     assert test["test/acc"] > 0.6 and test["test/video_acc"] > 0.6  # chance is 0.25
 
 
+@pytest.mark.ddp
 def test_ddp_validation_counts_every_video_once(fit):
     # 5 validation videos: ranks get 3 and 2, in batches of 2 videos x 3 clips (the last ones partial)
     common = [

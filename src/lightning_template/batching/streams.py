@@ -66,7 +66,13 @@ def jittered_starts(stream_length: int, bptt: int, seed: int, epoch: int) -> np.
 
 
 class TokenStreams(Dataset):
-    """A token sequence laid out as ``num_streams`` rows of equal length (the tail is dropped)."""
+    """A token sequence laid out as ``num_streams`` rows of equal length (the tail is dropped).
+
+    Its items are windows of streams (:class:`StreamWindow` requests), so it has no
+    ``len()``: how many streams a batch may hold is a layout choice, not a count of
+    items. (Lightning's batch-size finder would otherwise stop growing the batch at the
+    number of streams it was built with.)
+    """
 
     def __init__(self, tokens: Tensor, num_streams: int) -> None:
         stream_length = len(tokens) // num_streams
@@ -82,7 +88,8 @@ class TokenStreams(Dataset):
     def stream_length(self) -> int:
         return self.streams.shape[1]
 
-    def __len__(self) -> int:
+    @property
+    def num_streams(self) -> int:
         return self.streams.shape[0]
 
     def __getitems__(self, request: StreamWindow) -> TokenWindow:

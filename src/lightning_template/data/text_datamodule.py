@@ -40,6 +40,7 @@ class TextDataModule(GlobalBatchDataModule):
         self.variable_bptt = variable_bptt
         self.vocab_size: int | None = None
         self.datasets: dict[str, TokenStreams] = {}
+        self.train_tokens: torch.Tensor | None = None
         self.reference: dict[str, float] = {}
 
     @abstractmethod
@@ -59,6 +60,7 @@ class TextDataModule(GlobalBatchDataModule):
             return
         splits, self.vocab_size = self.load_splits()
         tokens = {name: torch.from_numpy(ids) for name, ids in splits.items()}
+        self.train_tokens = tokens["train"]
         self.datasets = {
             "train": TokenStreams(tokens["train"], self.global_batch_size),
             "valid": TokenStreams(tokens["valid"], self.num_eval_streams),
@@ -71,6 +73,8 @@ class TextDataModule(GlobalBatchDataModule):
 
     def train_dataloader(self) -> ResumableLoader:
         rank, _ = self._rank_and_world()
+        if self.datasets["train"].num_streams != self.global_batch_size:  # changed since setup (the batch-size finder)
+            self.datasets["train"] = TokenStreams(self.train_tokens, self.global_batch_size)
         sampler = StreamBatchSampler(
             self.datasets["train"].stream_length,
             self._checked_layout(),
@@ -84,7 +88,7 @@ class TextDataModule(GlobalBatchDataModule):
     def _eval_loader(self, split: str) -> DataLoader:
         rank, world = self._rank_and_world()
         dataset = self.datasets[split]
-        sampler = EvalStreamSampler(len(dataset), dataset.stream_length, self.bptt, rank, world)
+        sampler = EvalStreamSampler(dataset.num_streams, dataset.stream_length, self.bptt, rank, world)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=keep_batch, **self._loader_kwargs())
 
     def val_dataloader(self) -> DataLoader:

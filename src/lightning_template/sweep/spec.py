@@ -168,7 +168,7 @@ def parse_spec(raw: Any, path: Path) -> SweepSpec:
     _check_command(raw.get("command"), where)
     early = raw.get("early_terminate")
     if early is not None and (not isinstance(early, dict) or early.get("type") != "hyperband"):
-        raise UserError(f"{where}: early_terminate must be {{type: hyperband, min_iter: N, eta: M}} or absent.")
+        raise UserError(f"{where}: early_terminate must be absent or a mapping: type: hyperband, min_iter: N, eta: M.")
     return SweepSpec(
         path=path,
         name=str(raw.get("name") or path.stem),
@@ -183,11 +183,11 @@ def parse_spec(raw: Any, path: Path) -> SweepSpec:
 
 def _parameter(name: Any, spec: Any, where: str) -> Parameter:
     if not isinstance(name, str) or not isinstance(spec, dict):
-        raise UserError(f"{where}: parameter {name!r} must be a mapping such as {{values: [...]}} or {{min:, max:}}.")
+        raise UserError(f"{where}: parameter {name!r} must be a mapping with value:, values: or min: and max:.")
     if "parameters" in spec:
         raise UserError(
             f"{where}: parameter {name!r} nests parameters. Use flat dotted names (e.g. model.optimizer.lr):"
-            f" W&B passes a nested block as {name}={{...}}, which Hydra rejects."
+            f" W&B passes a nested block as {name}=" + "{...}, which Hydra rejects."
         )
     if "value" in spec:
         values = [spec["value"]]
@@ -255,6 +255,6 @@ def _check_command(command: Any, where: str) -> None:
             )
     if "${args_no_hyphens}" not in command:
         raise UserError(
-            f"{where}: command must pass the parameters as ${{args_no_hyphens}} (key=value, the overrides Hydra"
+            f"{where}: command must pass the parameters as " + "${args_no_hyphens} (key=value, the overrides Hydra"
             " accepts), e.g. command: [${env}, ${interpreter}, -m, <package>.fit, ${args_no_hyphens}]."
         )

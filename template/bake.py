@@ -1,0 +1,265 @@
+"""Bake a new project from this repository: copy the live project, keep the chosen tasks, rename it.
+
+The repository root is a working project (its tests, its CI); the cookiecutter hook calls
+:func:`bake` to copy it into the new project's folder. What belongs to some tasks only
+is named in two ways:
+
+* whole files, in :data:`TASK_FILES` (a file goes when none of its tasks is chosen);
+* blocks inside shared files, between marker lines ``# >>> cnn video`` and
+  ``# <<< cnn video`` (``<!-- >>> lm -->`` in Markdown): kept when one of the named
+  tasks is chosen. ``template`` marks what only this repository has (this folder, the
+  bake tests, the CI bake job, the README's section on baking). Marker lines never
+  reach the baked project.
+
+Then the package, project and environment-variable names are replaced everywhere, and
+a few settings are written (default experiment and logger, Python versions, author).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+TASKS = ("cnn", "lm", "video")
+LOGGERS = ("csv", "tensorboard", "wandb")
+PACKAGE = "lightning_template"
+SLUG = "lightning-template"
+DESCRIPTION = "PyTorch Lightning template where any split of a global batch trains the same model"
+
+# Files that belong to some tasks (globs relative to the repository root).
+TASK_FILES: dict[str, tuple[str, ...]] = {
+    "cnn": (
+        "configs/data/cifar10.yaml",
+        "configs/data/synthetic_images.yaml",
+        "configs/experiment/cnn*.yaml",
+        "configs/model/cnn.yaml",
+        "configs/sweep/cnn*.yaml",
+        "src/lightning_template/data/cifar10.py",
+        "src/lightning_template/data/image_*.py",
+        "src/lightning_template/data/synthetic_images.py",
+        "src/lightning_template/models/image_classifier.py",
+        "tests/test_cifar10.py",
+        "tests/test_image_dataset.py",
+        "tests/test_synthetic_images.py",
+        "tests/test_global_batch.py",
+        "tests/test_training.py",
+        "scripts/bench_overhead.py",
+    ),
+    "lm": (
+        "configs/data/ptb.yaml",
+        "configs/data/wikitext2.yaml",
+        "configs/data/synthetic_text.yaml",
+        "configs/experiment/lm*.yaml",
+        "configs/model/lstm.yaml",
+        "configs/sweep/lm*.yaml",
+        "src/lightning_template/batching/streams.py",
+        "src/lightning_template/data/synthetic_text.py",
+        "src/lightning_template/data/text_*.py",
+        "src/lightning_template/models/language_model.py",
+        "tests/test_streams.py",
+        "tests/test_text_data.py",
+        "tests/test_language_model.py",
+    ),
+    "video": (
+        "configs/data/synthetic_videos.yaml",
+        "configs/data/video_folder.yaml",
+        "configs/experiment/video*.yaml",
+        "configs/model/video.yaml",
+        "configs/sweep/video*.yaml",
+        "src/lightning_template/data/synthetic_videos.py",
+        "src/lightning_template/data/video_*.py",
+        "src/lightning_template/models/video_classifier.py",
+        "tests/test_video_*.py",
+        "scripts/video_memory.py",
+    ),
+    "cnn video": ("src/lightning_template/models/resnet.py",),
+    "template": ("template/*", "template/**/*", "tests/test_template.py"),
+}
+
+MARKER = re.compile(r"^\s*(?:#|<!--)\s*(>>>|<<<)\s*([a-z][a-z ]*?)\s*(?:-->)?\s*$")
+# What no baked file may contain: template machinery, this repository's names, marker lines.
+# (GitHub's workflow expressions, ${{ }}, are not template machinery.)
+LEFTOVERS = re.compile(r"(?<!\$)\{\{|\{%|cookiecutter|lightning[-_ ]template|^\s*(?:#|<!--)\s*(?:>>>|<<<)", re.I | re.M)
+
+
+@dataclass(frozen=True)
+class Options:
+    """The answers to the cookiecutter questions."""
+
+    project_name: str
+    project_slug: str
+    package_name: str
+    description: str
+    author: str
+    tasks: tuple[str, ...]
+    default_logger: str
+    python_versions: tuple[str, ...]
+
+    @classmethod
+    def from_context(cls, context: dict) -> Options:
+        return cls(
+            project_name=context["project_name"],
+            project_slug=context["project_slug"],
+            package_name=context["package_name"],
+            description=context["description"],
+            author=context["author"],
+            tasks=split_list(context["tasks"]),
+            default_logger=context["default_logger"],
+            python_versions=split_list(context["python_versions"]),
+        )
+
+    def check(self) -> None:
+        """Refuse answers that would bake a broken project, saying which answer and why."""
+        problems = []
+        if not self.tasks or set(self.tasks) - set(TASKS):
+            problems.append(f"tasks={','.join(self.tasks)!r}: give a comma-separated subset of {', '.join(TASKS)}")
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.package_name) or self.package_name == PACKAGE:
+            problems.append(f"package_name={self.package_name!r}: a lower-case Python identifier, e.g. acme_vision")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", self.project_slug):
+            problems.append(f"project_slug={self.project_slug!r}: lower-case letters, digits and dashes")
+        if self.default_logger not in LOGGERS:
+            problems.append(f"default_logger={self.default_logger!r}: one of {', '.join(LOGGERS)}")
+        if not self.python_versions or not all(re.fullmatch(r"3\.\d+", v) for v in self.python_versions):
+            problems.append(f"python_versions={','.join(self.python_versions)!r}: e.g. 3.11,3.12")
+        if problems:
+            raise ValueError("Cannot bake this project: " + "; ".join(problems) + ".")
+
+
+def split_list(text: str | list) -> tuple[str, ...]:
+    items = text if isinstance(text, list) else str(text).replace(" ", ",").split(",")
+    return tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
+
+
+def source_files(root: Path) -> list[Path]:
+    """The project's files: what git tracks or would track (ignored files such as .venv/ and runs/ stay out)."""
+    if (root / ".git").exists() and shutil.which("git"):
+        listed = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return sorted(Path(name) for name in listed.split("\0") if name and (root / name).is_file())
+    return sorted(_walk_without_ignored(root))
+
+
+def _walk_without_ignored(root: Path) -> list[Path]:
+    """Without git (an unpacked archive): every file but those .gitignore's plain patterns exclude."""
+    patterns = [".git"]
+    ignore = root / ".gitignore"
+    if ignore.is_file():
+        patterns += [line.strip().strip("/") for line in ignore.read_text().splitlines() if line.strip()[:1] not in "#"]
+    found = []
+    for folder, dirs, files in os.walk(root):
+        relative = Path(folder).relative_to(root)
+        dirs[:] = [d for d in dirs if not any(fnmatch.fnmatch(d, p) for p in patterns)]
+        found += [relative / f for f in files if not any(fnmatch.fnmatch(f, p) for p in patterns)]
+    return found
+
+
+def is_kept(path: Path, tasks: tuple[str, ...]) -> bool:
+    text = path.as_posix()
+    for owners, patterns in TASK_FILES.items():
+        if any(fnmatch.fnmatch(text, pattern) for pattern in patterns):
+            return any(owner in tasks for owner in owners.split())
+    return True
+
+
+def keep_blocks(text: str, tasks: tuple[str, ...], where: str) -> str:
+    """``text`` without the marker lines and without the blocks none of whose tasks is chosen."""
+    kept, open_blocks = [], []
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        marker = MARKER.match(line)
+        if marker is None:
+            if all(any(owner in tasks for owner in owners) for owners in open_blocks):
+                kept.append(line)
+            continue
+        owners = tuple(marker.group(2).split())
+        if marker.group(1) == ">>>":
+            open_blocks.append(owners)
+        elif not open_blocks or open_blocks.pop() != owners:
+            raise ValueError(f"{where}:{number}: '<<< {' '.join(owners)}' closes no '>>> {' '.join(owners)}'")
+    if open_blocks:
+        raise ValueError(f"{where}: '>>> {' '.join(open_blocks[-1])}' is never closed")
+    return "".join(kept)
+
+
+def rename(text: str, options: Options) -> str:
+    for old, new in (
+        (DESCRIPTION, options.description),
+        (PACKAGE, options.package_name),
+        (PACKAGE.upper(), options.package_name.upper()),
+        (SLUG, options.project_slug),
+    ):
+        text = text.replace(old, new)
+    return text
+
+
+def target_path(path: Path, options: Options) -> Path:
+    return Path(path.as_posix().replace(f"src/{PACKAGE}/", f"src/{options.package_name}/"))
+
+
+def configure(relative: str, text: str, options: Options) -> str:
+    """The settings a few files take from the answers."""
+    versions = options.python_versions
+    if relative == "configs/fit.yaml":
+        logger = "csv" if options.default_logger == "csv" else f"[csv, {options.default_logger}]"
+        text = re.sub(r"(?m)^(  - experiment: )\w+", rf"\g<1>{options.tasks[0]}", text)
+        text = re.sub(r"(?m)^(  - logger: )csv\b", rf"\g<1>{logger}", text)
+    elif relative == "pyproject.toml":
+        oldest = min(versions, key=lambda v: int(v.split(".")[1]))
+        text = re.sub(r'(?m)^requires-python = ".*"', f'requires-python = ">={oldest}"', text)
+        text = re.sub(r'(?m)^target-version = ".*"', f'target-version = "py{oldest.replace(".", "")}"', text)
+        text = re.sub(r"(?m)^(license = .*\n)", rf'\g<1>authors = [{{ name = "{options.author}" }}]\n', text)
+        if options.default_logger == "tensorboard":
+            text = text.replace('  "rich>=13",\n', '  "rich>=13",\n  "tensorboard>=2.14",\n')
+    elif relative.startswith(".github/workflows/"):
+        quoted = ", ".join(f'"{v}"' for v in versions)
+        text = re.sub(r"(?m)^(\s*python: )\[[^\]]*\]", rf"\g<1>[{quoted}]", text)
+        text = re.sub(r'(?m)(python: )"3\.\d+"', rf'\g<1>"{versions[-1]}"', text)
+        text = re.sub(r'(?m)(python-version: )"3\.\d+"', rf'\g<1>"{versions[-1]}"', text)
+    elif relative == "README.md":
+        text = re.sub(r"\A# .*\n", f"# {options.project_name}\n", text)
+    return text
+
+
+def bake(source: Path, target: Path, options: Options) -> list[Path]:
+    """Write the project for ``options`` into ``target`` from the repository at ``source``; return its files."""
+    options.check()
+    written = []
+    for relative in source_files(source):
+        if not is_kept(relative, options.tasks):
+            continue
+        destination = target / target_path(relative, options)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        data = (source / relative).read_bytes()
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            destination.write_bytes(data)
+        else:
+            text = keep_blocks(text, options.tasks, relative.as_posix())
+            text = configure(relative.as_posix(), rename(text, options), options)
+            destination.write_text(text)
+        shutil.copymode(source / relative, destination)
+        written.append(destination)
+    check_no_leftovers(target)
+    return written
+
+
+def check_no_leftovers(target: Path) -> None:
+    """Fail the bake if a file still holds template machinery, this repository's names or markers."""
+    found = []
+    for path in sorted(target.rglob("*")):
+        if path.is_file() and ".git" not in path.parts:
+            match = LEFTOVERS.search(path.read_text(errors="ignore"))
+            if match:
+                found.append(f"{path.relative_to(target)}: {match.group(0)!r}")
+    if found:
+        raise ValueError("The baked project still holds template text: " + "; ".join(found[:10]))

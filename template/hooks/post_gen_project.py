@@ -1,0 +1,19 @@
+"""Runs in the new project's folder: copy the live project from the template's repository and bake it."""
+
+import json
+import sys
+from pathlib import Path
+
+answers_file = Path(".bake-answers.json")
+ANSWERS = json.loads(answers_file.read_text())
+answers_file.unlink()
+
+TEMPLATE_DIR = Path(ANSWERS["__template_folder"]).resolve()  # <repository>/template
+sys.path.insert(0, str(TEMPLATE_DIR))
+from bake import Options, bake  # noqa: E402  (found through the template folder, put on the path above)
+
+try:
+    bake(TEMPLATE_DIR.parent, Path.cwd(), Options.from_context(ANSWERS))
+except ValueError as err:
+    print(f"Error: {err}", file=sys.stderr)
+    sys.exit(1)

@@ -1,0 +1,21 @@
+"""Every task's embedded experiment runs end to end: one batch of each split (the CI smoke job).
+
+The real-data experiments have their smoke tests beside their readers, on files written
+in the real formats (test_cifar10, test_text_data, test_video_folder).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import TINY_BY_TASK
+
+pytestmark = pytest.mark.smoke
+
+
+@pytest.mark.parametrize("task", list(TINY_BY_TASK))
+def test_fast_dev_run(fit, task):
+    run = fit(*TINY_BY_TASK[task], "debug=fast_dev_run")
+    summary = run.summary()
+    assert summary["experiment"] == task and summary["global_steps"] == 1
+    assert summary["test"] and all(value == value for value in summary["test"].values())  # tested, no NaN
