@@ -2,7 +2,7 @@
 # make test  - the test suite (what CI runs)
 # Variables: PYTHON (interpreter for the venv), TORCH (the torch requirement; e.g.
 # TORCH="torch --index-url https://download.pytorch.org/whl/cu128" for a CUDA build),
-# ARGS (overrides for fit, e.g. ARGS="experiment=cnn trainer=gpu"), PYTEST_ARGS.
+# ARGS (overrides for fit, e.g. ARGS="trainer=gpu seed=1"), PYTEST_ARGS.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -39,7 +39,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
+	# >>> cnn
 	$(BIN)/python scripts/bench_overhead.py
+	# <<< cnn
 	$(BIN)/python scripts/bench_sampler.py
 
 clean:

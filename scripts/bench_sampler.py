@@ -36,7 +36,7 @@ def main() -> None:
     video_lengths = rng.integers(60, 600, size=args.items // 300)
     video_starts = np.concatenate([[0], np.cumsum(video_lengths)[:-1]])
     cases = {
-        "images (block 1)": {"num_items": args.items, "block_size": 1},
+        "single items (block 1)": {"num_items": args.items, "block_size": 1},
         "video frames (clips of 16, groups)": {
             "num_items": int(video_lengths.sum()),
             "block_size": 16,

@@ -1,7 +1,7 @@
 #!/bin/bash
 # DDP over several nodes with torchrun (no SLURM). Run the same command on every node:
-#     NNODES=2 NODE_RANK=0 MASTER=host0:29500 GPUS=4 scripts/torchrun_ddp.sh experiment=cnn_cifar10
-#     NNODES=2 NODE_RANK=1 MASTER=host0:29500 GPUS=4 scripts/torchrun_ddp.sh experiment=cnn_cifar10
+#     NNODES=2 NODE_RANK=0 MASTER=host0:29500 GPUS=4 scripts/torchrun_ddp.sh data.root=/data
+#     NNODES=2 NODE_RANK=1 MASTER=host0:29500 GPUS=4 scripts/torchrun_ddp.sh data.root=/data
 # RUN_DIR must be the same path on every node (a shared file system), so that rank 0
 # writes one checkpoint directory and every rank reads the same config.
 set -euo pipefail

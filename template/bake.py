@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +109,8 @@ class Options:
             package_name=context["package_name"],
             description=context["description"],
             author=context["author"],
-            tasks=split_list(context["tasks"]),
+            # in the template's order: the first is the default experiment and carries the shared tests
+            tasks=tuple(sorted(split_list(context["tasks"]), key=lambda t: TASKS.index(t) if t in TASKS else 99)),
             default_logger=context["default_logger"],
             python_versions=split_list(context["python_versions"]),
         )
@@ -249,8 +251,20 @@ def bake(source: Path, target: Path, options: Options) -> list[Path]:
             destination.write_text(text)
         shutil.copymode(source / relative, destination)
         written.append(destination)
+    tidy(target)
     check_no_leftovers(target)
     return written
+
+
+def tidy(target: Path) -> None:
+    """Re-format and re-sort imports with ruff, where it is installed: a new package name changes line lengths."""
+    beside = Path(sys.executable).with_name("ruff")
+    ruff = str(beside) if beside.is_file() else shutil.which("ruff")
+    if ruff is None:
+        print("ruff is not installed here: run `ruff format . && ruff check --fix .` in the new project once.")
+        return
+    subprocess.run([ruff, "format", "--quiet", "--no-cache", "."], cwd=target, check=False)
+    subprocess.run([ruff, "check", "--fix", "--quiet", "--no-cache", "--select", "I", "."], cwd=target, check=False)
 
 
 def check_no_leftovers(target: Path) -> None:

@@ -12,9 +12,10 @@ import pytest
 import torch
 from torch.optim import SGD
 
-from conftest import TINY_BY_TASK, max_abs_difference
 from lightning_template.data.text_datamodule import SyntheticTextDataModule
 from lightning_template.models.language_model import LanguageModel
+
+from conftest import TINY_BY_TASK, max_abs_difference
 
 EXACT = [
     *TINY_BY_TASK["lm"],

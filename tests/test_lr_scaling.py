@@ -6,9 +6,10 @@ import math
 
 import pytest
 
-from conftest import TINY
 from lightning_template.errors import UserError
 from lightning_template.lr_scaling import scaled_lr
+
+from conftest import TINY
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """Every task's embedded experiment runs end to end: one batch of each split (the CI smoke job).
 
-The real-data experiments have their smoke tests beside their readers, on files written
-in the real formats (test_cifar10, test_text_data, test_video_folder).
+The real-data experiments have theirs beside the tests of their readers, on files written
+in the real formats (also marked smoke).
 """
 
 from __future__ import annotations

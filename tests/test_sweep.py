@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import optuna
@@ -10,13 +11,15 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from conftest import TINY, run_module
 from lightning_template.sweep.optuna_sweep import SweepOptions, open_study, storage_url
 from lightning_template.sweep.spec import load_spec
 
+from conftest import TASK, TINY, run_module
+
 pytestmark = pytest.mark.slow
 
-SHORT = [*TINY, "trainer.max_epochs=2"]
+SHORT = [*TINY, "trainer.max_epochs=2", "trainer.val_check_interval=1.0"]
+SHIPPED = load_spec(TASK)  # the project's first task's sweep file, configs/sweep/<task>.yaml
 
 
 def sweep(sweep_dir: Path, config: str, *args: str, check: bool = True):
@@ -27,23 +30,25 @@ def load(sweep_dir: Path, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage_url(sweep_dir))
 
 
-def write_sweep(path: Path, parameters: dict, method: str = "grid") -> Path:
-    config = {"method": method, "metric": {"name": "val/acc", "goal": "maximize"}, "parameters": parameters}
+def write_sweep(path: Path, parameters: dict) -> Path:
+    """A grid sweep of ``parameters`` for the project's first task, on its shipped sweep's metric."""
+    metric = {"name": SHIPPED.metric, "goal": SHIPPED.goal}
+    config = {"method": "grid", "metric": metric, "parameters": {"experiment": {"value": TASK}, **parameters}}
     path.write_text(yaml.safe_dump(config))
     return path
 
 
 def test_sweep_finishes_prints_the_best_and_resumes_in_parallel(tmp_path):
-    first = sweep(tmp_path, "cnn", "--n-trials", "4", *SHORT)
-    study = load(tmp_path, "cnn")
+    first = sweep(tmp_path, TASK, "--n-trials", "4", *SHORT)
+    study = load(tmp_path, SHIPPED.name)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
     best = study.best_trial
-    assert f"Best trial {best.number}: val/acc = {best.value:.6g}" in first.stdout
+    assert f"Best trial {best.number}: {SHIPPED.metric} = {best.value:.6g}" in first.stdout
     assert f"model.optimizer.lr={best.params['model.optimizer.lr']}" in first.stdout  # the command to train it
 
     # the same command again, two more trials on two workers: one study of six
-    sweep(tmp_path, "cnn", "--n-trials", "2", "--workers", "2", *SHORT)
-    trials = load(tmp_path, "cnn").trials
+    sweep(tmp_path, TASK, "--n-trials", "2", "--workers", "2", *SHORT)
+    trials = load(tmp_path, SHIPPED.name).trials
     assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
     new = trials[4:]
     assert new[0].datetime_start < new[1].datetime_complete and new[1].datetime_start < new[0].datetime_complete
@@ -53,55 +58,50 @@ def test_sweep_finishes_prints_the_best_and_resumes_in_parallel(tmp_path):
         table = list(csv.DictReader(handle))
     assert [int(row["trial"]) for row in table] == list(range(6))
     assert (tmp_path / "sweep.png").stat().st_size > 10_000
-    for trial in trials:  # each trial trained with the LR it was given, scaled from global batch 128
-        config = yaml.safe_load((tmp_path / f"trial_{trial.number:04d}" / "config.yaml").read_text())
+    for trial in trials:  # each trial trained with the LR it was given, scaled as fit's log says
+        run_dir = tmp_path / f"trial_{trial.number:04d}"
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
         assert config["model"]["optimizer"]["lr"] == trial.params["model.optimizer.lr"]
-        expected = trial.params["model.optimizer.lr"] * trial.params["data.global_batch_size"] / 128
-        assert float(table[trial.number]["lr used"]) == pytest.approx(expected, rel=1e-3)
+        logged = re.search(r"Learning rate: (\S+) ", (run_dir / "fit.log").read_text()).group(1)
+        assert float(table[trial.number]["lr used"]) == pytest.approx(float(logged), rel=1e-4)
+        assert float(table[trial.number][SHIPPED.metric]) == pytest.approx(trial.value)
 
 
 @pytest.mark.ddp
 def test_ddp_trial_trains_one_lr_on_both_ranks(tmp_path):
-    config = write_sweep(
-        tmp_path / "ddp.yaml",
-        {"experiment": {"value": "cnn"}, "model.optimizer.lr": {"values": [0.0375]}},
-    )
-    sweep(tmp_path, str(config), *TINY, "trainer=ddp_cpu", "trainer.devices=2", "trainer.max_epochs=1")
+    config = write_sweep(tmp_path / "ddp.yaml", {"model.optimizer.lr": {"values": [0.0375]}})
+    ddp = ["trainer=ddp_cpu", "trainer.devices=2", "trainer.max_epochs=1", "data.global_batch_size=32"]
+    sweep(tmp_path, str(config), *TINY, *ddp)
     (trial,) = load(tmp_path, "ddp").trials
     assert trial.state == TrialState.COMPLETE
     log = (tmp_path / "trial_0000" / "fit.log").read_text()
-    assert "Batch layout: global batch 128 = micro 64 x accumulate 1 x 2 device(s)" in log
+    assert "Batch layout: global batch 32 = micro 16 x accumulate 1 x 2 device(s)" in log
     # each rank reports its configured LR to rank 0, which checks they agree (check_ranks_agree)
     assert "Learning rate 0.0375 on all 2 ranks" in log
 
 
 def test_a_crashing_trial_is_marked_failed_and_the_sweep_goes_on(tmp_path):
-    config = write_sweep(
-        tmp_path / "crash.yaml",
-        {"experiment": {"value": "cnn"}, "data.micro_batch_size": {"values": [7, 64]}},
-    )
-    run = sweep(tmp_path, str(config), *TINY, "trainer.max_epochs=1")
+    config = write_sweep(tmp_path / "crash.yaml", {"data.micro_batch_size": {"values": [7, 16]}})
+    run = sweep(tmp_path, str(config), *TINY, "trainer.max_epochs=1", "data.global_batch_size=32")
     states = {t.params["data.micro_batch_size"]: t for t in load(tmp_path, "crash").trials}
-    assert states[64].state == TrialState.COMPLETE
+    assert states[16].state == TrialState.COMPLETE
     assert states[7].state == TrialState.FAIL
-    assert "data.global_batch_size=128 is not divisible by data.micro_batch_size=7" in states[7].user_attrs["error"]
+    assert "data.global_batch_size=32 is not divisible by data.micro_batch_size=7" in states[7].user_attrs["error"]
     assert "micro_batch_size=7 -> fail: fit exited with status 2" in run.stdout
 
 
 def test_a_trailing_trial_is_pruned_at_its_first_validation(tmp_path):
-    config = write_sweep(
-        tmp_path / "prune.yaml",
-        {"experiment": {"value": "cnn"}, "model.optimizer.lr": {"values": [1e-7]}},
-    )
+    config = write_sweep(tmp_path / "prune.yaml", {"model.optimizer.lr": {"values": [1e-7]}})
     overrides = [*TINY, "trainer.max_epochs=5"]
     study = open_study(load_spec(str(config)), tmp_path, overrides, SweepOptions(pruner="median"))
-    for number in range(2):  # two earlier trials that reached 0.9 at every validation
+    perfect = 1.0  # accuracy 1 or perplexity 1: no real run reaches it, so the new trial trails
+    for number in range(2):  # two earlier trials at that value at every validation
         study.add_trial(
             optuna.trial.create_trial(
                 params={"model.optimizer.lr": 0.1},
                 distributions={"model.optimizer.lr": optuna.distributions.CategoricalDistribution([1e-7, 0.1])},
-                value=0.9,
-                intermediate_values=dict.fromkeys(range(5), 0.9),
+                value=perfect,
+                intermediate_values=dict.fromkeys(range(5), perfect),
                 user_attrs={"run_dir": str(tmp_path / f"earlier_{number}")},
             )
         )

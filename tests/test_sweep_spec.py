@@ -12,7 +12,9 @@ from lightning_template.errors import UserError
 from lightning_template.models.training_module import check_ranks_agree
 from lightning_template.sweep.composition import check_overrides
 from lightning_template.sweep.optuna_sweep import SweepOptions, open_study
-from lightning_template.sweep.spec import parse_spec
+from lightning_template.sweep.spec import override, parse_spec
+
+from conftest import TASK
 
 COMMAND = ["${env}", "${interpreter}", "-m", "lightning_template.fit", "${args_no_hyphens}"]
 VALID = {
@@ -21,8 +23,7 @@ VALID = {
     "parameters": {
         "data.global_batch_size": {"values": [64, 128]},
         "model.optimizer.lr": {"distribution": "log_uniform_values", "min": 0.01, "max": 1.0},
-        "experiment": {"value": "cnn"},
-        "model.widths": {"value": [8, 16]},
+        "experiment": {"value": TASK},
         "trainer.max_epochs": {"value": 2},
     },
     "command": COMMAND,
@@ -41,19 +42,19 @@ def spec_with(**changes):
 
 def test_valid_file_reads_constants_and_searched_parameters():
     spec = spec_with()
-    assert spec.fixed == {"experiment": "cnn", "model.widths": [8, 16], "trainer.max_epochs": 2}
+    assert spec.fixed == {"experiment": TASK, "trainer.max_epochs": 2}
     assert [p.name for p in spec.searched] == ["data.global_batch_size", "model.optimizer.lr"]
     assert spec.searched[1].log and spec.searched[0].choices == (64, 128)
     assert spec.name == "sweep" and spec.metric == "val/acc" and spec.goal == "maximize"
 
 
 def test_overrides_are_what_wandbs_agent_passes():
-    spec = spec_with()
+    spec = spec_with(**{"param:model.widths": {"value": [8, 16]}, "param:trainer.deterministic": {"value": True}})
     values = {"data.global_batch_size": 64, "model.optimizer.lr": 0.0123}
     ours = spec.overrides(values)
     agents = create_sweep_command_args({"args": {k: {"value": v} for k, v in {**spec.fixed, **values}.items()}})
     assert sorted(ours) == sorted(agents["args_no_hyphens"])
-    assert "model.widths=[8, 16]" in ours
+    assert override("model.widths", [8, 16]) == "model.widths=[8, 16]" and "trainer.deterministic=True" in ours
 
 
 def test_command_line_overrides_replace_constants():
@@ -76,7 +77,7 @@ def test_command_line_overrides_replace_constants():
         ({"command": [*COMMAND[:-1], "${args_no_hyphen}"]}, "'${args_no_hyphen}' is not a macro"),
         ({"command": [*COMMAND[:-1], "${args}"]}, "must pass the parameters as ${args_no_hyphens}"),
         ({"early_terminate": {"type": "median"}}, "early_terminate must be"),
-        ({"parameters": {"experiment": {"value": "cnn"}}}, "every parameter is a constant"),
+        ({"parameters": {"experiment": {"value": TASK}}}, "every parameter is a constant"),
     ],
 )
 def test_mistakes_name_the_key_and_the_fix(changes, fragment):
@@ -95,7 +96,7 @@ def test_parameter_names_are_checked_against_the_fit_config():
     with pytest.raises(UserError, match=r"model\.optimizer\.lrr"):
         check_overrides(spec_with(**{"param:model.optimizer.lrr": {"values": [0.1, 0.2]}}), [])
     with pytest.raises(UserError, match="experiment"):
-        check_overrides(spec_with(**{"param:experiment": {"values": ["cnn", "nope"]}}), [])
+        check_overrides(spec_with(**{"param:experiment": {"values": [TASK, "nope"]}}), [])
     with pytest.raises(UserError, match=r"which the sweep config sweep\.yaml searches"):
         check_overrides(spec_with(), ["model.optimizer.lr=0.3"])
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 import yaml
 
-from conftest import TASK, TINY, TINY_BY_TASK, run_command
 from lightning_template.errors import UserError
 from lightning_template.tune import _refuse_manual_optimization, largest_divisor_at_most
+
+from conftest import TASK, TINY, TINY_BY_TASK, run_command
 
 FAST_FINDERS = ["tune.max_micro_batch_size=16", "tune.steps_per_trial=1", "tune.lr_num_training=15"]
 

@@ -1,6 +1,6 @@
 """The ``fit`` command: train one experiment, test its best checkpoint, print a summary.
 
-fit experiment=cnn data.global_batch_size=256 data.micro_batch_size=64
+fit data.global_batch_size=256 data.micro_batch_size=64
 python -m lightning_template.fit trainer=ddp_cpu trainer.devices=2
 """
 

@@ -1,8 +1,8 @@
 """The ``tune`` command: the largest micro-batch that fits one device, and a learning rate.
 
-tune experiment=cnn                      # writes configs/tuned/cnn.yaml and <run dir>/lr_find.png
-fit experiment=cnn +tuned=cnn            # trains with what tune found
-python -m lightning_template.tune experiment=cnn tune.lr_find=false
+tune experiment=<name>                   # writes configs/tuned/<name>.yaml and <run dir>/lr_find.png
+fit experiment=<name> +tuned=<name>      # trains with what tune found
+python -m lightning_template.tune experiment=<name> tune.lr_find=false
 
 Both finders run on one device, whatever the trainer preset says (memory per device
 is what the batch-size finder measures, and Lightning refuses it under DDP).

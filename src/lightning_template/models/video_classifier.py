@@ -20,7 +20,7 @@ from lightning_template.models.training_module import GlobalBatchModule, Optimiz
 class VideoNet(nn.Module):
     """Clips ``(N, T, 3, H, W)`` to logits ``(N, classes)``.
 
-    Each frame goes through the CNN task's stem and residual blocks; its feature map is
+    Each frame goes through a stem and the residual blocks of ``models/resnet.py``; its feature map is
     pooled to a ``grid x grid`` map rather than to one vector, so a frame's features
     still say *where* things are (global pooling would keep only what), and the GRU
     reads the frames in order, which is what tells motion one way from the other.

@@ -1,10 +1,10 @@
 """The ``sweep`` command: search batch size, learning rate or any setting, one ``fit`` per trial.
 
-sweep cnn --n-trials 20                       # Optuna study in runs/sweeps/cnn/ (re-run to add trials)
-sweep cnn --n-trials 8 --workers 2 trainer.max_epochs=1    # overrides for every trial
-sweep cnn_grid trainer=ddp_cpu trainer.devices=2           # each trial a 2-process DDP run
-sweep cnn --check                             # validate the file and the overrides, run nothing
-sweep cnn --backend wandb --count 20          # a W&B sweep from the same file, with an agent here
+sweep <name> --n-trials 20                    # configs/sweep/<name>.yaml as an Optuna study in runs/sweeps/<name>/
+sweep <name> --n-trials 8 --workers 2 trainer.max_epochs=1   # re-run to add trials; overrides for every trial
+sweep <name> trainer=ddp_cpu trainer.devices=2               # each trial a 2-process DDP run
+sweep <name> --check                          # validate the file and the overrides, run nothing
+sweep <name> --backend wandb --count 20       # a W&B sweep from the same file, with an agent here
 """
 
 from __future__ import annotations

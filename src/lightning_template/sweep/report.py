@@ -152,7 +152,7 @@ def plot(study: optuna.Study, spec: SweepSpec, png: Path) -> None:
         scatter.set_ylabel(spec.metric)
         scatter.set_title(f"{spec.metric} by {x_name}" + (f", coloured by {colour_name}" if colour_name else ""))
         if scatter.get_legend_handles_labels()[0]:
-            scatter.legend(fontsize=8)
+            scatter.legend(fontsize=7, loc="best")
     completed = [t for t in study.trials if t.state == TrialState.COMPLETE]
     if completed:
         best = max if spec.goal == "maximize" else min

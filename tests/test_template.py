@@ -1,0 +1,146 @@
+"""Baking new projects with cookiecutter (through pytest-cookies), and testing what comes out.
+
+Each bake is checked for its layout and for leftovers (template machinery, this
+repository's names, the tasks not chosen); the baked projects' own test suites then
+run in a virtual environment of their own, with the package installed under its new name.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+import yaml
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "template"))
+from bake import LEFTOVERS, TASK_FILES, TASKS, keep_blocks, source_files
+
+pytestmark = pytest.mark.bake
+
+NAME = {"project_name": "Acme Vision"}
+BAKES = {
+    "default": {},
+    "cnn": {"tasks": "cnn", "default_logger": "tensorboard"},
+    "lm": {"tasks": "lm", "python_versions": "3.11,3.12"},
+    "video": {"tasks": "video", "default_logger": "wandb", "author": "Ada Lovelace"},
+}
+# Names that only a task's own code uses: none may remain once the task is left out.
+TRACES = {
+    "cnn": ["cifar", "image_classifier", "synthetic_images", "experiment=cnn", "SmallResNet"],
+    "lm": ["language_model", "synthetic_text", "wikitext", "ptb", "experiment=lm", "TokenStreams", "bptt"],
+    "video": ["video_classifier", "synthetic_videos", "video_folder", "experiment=video", "PyAV"],
+}
+
+
+def bake(cookies, **answers) -> Path:
+    result = cookies.bake(extra_context={**NAME, **answers}, template=str(ROOT / "template"))
+    assert result.exit_code == 0, result.exception
+    return Path(result.project_path)
+
+
+def baked_text(project: Path) -> dict[str, str]:
+    return {str(p.relative_to(project)): p.read_text() for p in sorted(project.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("bake_name", list(BAKES))
+def test_bake_keeps_the_chosen_tasks_renamed_and_nothing_else(cookies, bake_name):
+    answers = BAKES[bake_name]
+    project = bake(cookies, **answers)
+    tasks = answers.get("tasks", ",".join(TASKS)).split(",")
+    assert project.name == "acme-vision"
+    assert (project / "src" / "acme_vision" / "fit.py").is_file() and not (
+        project / "src" / "lightning_template"
+    ).exists()
+    assert not (project / "template").exists() and not (project / "tests" / "test_template.py").exists()
+    experiments = {p.stem for p in (project / "configs" / "experiment").glob("*.yaml")}
+    assert experiments and {e.split("_")[0] for e in experiments} == set(tasks)
+    assert {p.stem.split("_")[0] for p in (project / "configs" / "sweep").glob("*.yaml")} == set(tasks)
+
+    files = baked_text(project)
+    for path, text in files.items():
+        assert not LEFTOVERS.search(text), f"{path}: {LEFTOVERS.search(text).group(0)!r}"
+        assert "template" not in text.lower(), f"{path} mentions the template"
+        for task in set(TASKS) - set(tasks):
+            found = [trace for trace in TRACES[task] if trace.lower() in text.lower()]
+            assert not found, f"{path} keeps {found} of the left-out task {task}"
+
+    pyproject = tomllib.loads(files["pyproject.toml"])
+    assert pyproject["project"]["name"] == "acme-vision"
+    assert pyproject["project"]["scripts"]["fit"] == "acme_vision.fit:main"
+    assert pyproject["project"]["authors"] == [{"name": answers.get("author", "Your Name")}]
+    versions = answers.get("python_versions", "3.10,3.11,3.12,3.13").split(",")
+    assert pyproject["project"]["requires-python"] == f">={versions[0]}"
+    workflow = yaml.safe_load(files[".github/workflows/ci.yml"])
+    assert workflow["jobs"]["test"]["strategy"]["matrix"]["python"] == versions
+    assert [s["suite"] for s in workflow["jobs"]["suite"]["strategy"]["matrix"]["include"]] == [
+        "smoke",
+        "ddp-cpu",
+        "slow",
+    ]
+
+    fit_defaults = yaml.safe_load(files["configs/fit.yaml"])["defaults"]
+    logger = answers.get("default_logger", "csv")
+    assert {"experiment": tasks[0]} in fit_defaults
+    assert {"logger": "csv" if logger == "csv" else ["csv", logger]} in fit_defaults
+    assert files["README.md"].startswith("# Acme Vision\n")
+    assert ("tensorboard>=" in files["pyproject.toml"]) == (logger == "tensorboard")
+
+
+def test_markers_keep_the_blocks_of_chosen_tasks():
+    text = "a\n# >>> cnn video\nb\n# >>> lm\nc\n# <<< lm\n# <<< cnn video\n<!-- >>> template -->\nd\n<!-- <<< template -->\n"
+    assert keep_blocks(text, ("cnn",), "x") == "a\nb\n"
+    assert keep_blocks(text, ("lm",), "x") == "a\n"
+    with pytest.raises(ValueError, match="never closed"):
+        keep_blocks("# >>> cnn\na\n", ("cnn",), "x")
+
+
+def test_every_task_file_pattern_matches_a_file():
+    files = [p.as_posix() for p in source_files(ROOT)]
+    for owners, patterns in TASK_FILES.items():
+        for pattern in patterns:
+            assert any(fnmatch.fnmatch(f, pattern) for f in files), f"{owners}: {pattern} matches nothing"
+
+
+def test_bad_answers_are_refused_before_anything_is_written(cookies, capfd):
+    result = cookies.bake(extra_context={**NAME, "tasks": "cnn,speech"}, template=str(ROOT / "template"))
+    assert result.exit_code != 0 and result.project_path is None
+    assert "tasks='cnn,speech': give a comma-separated subset of cnn, lm, video" in capfd.readouterr().err
+
+
+def project_python(project: Path) -> Path:
+    """A virtual environment for the baked project: this one's packages, the project installed editable."""
+    venv = project.parent / f"{project.name}-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    site = next(venv.glob("lib/python*/site-packages"))
+    parents = [p for p in sys.path if p.endswith("site-packages")]
+    (site / "_parent_packages.pth").write_text("\n".join(parents) + "\n")
+    python = venv / "bin" / "python"
+    install = [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", str(project)]
+    subprocess.run(install, check=True)
+    return python
+
+
+def run_project_tests(project: Path, marker: str) -> subprocess.CompletedProcess:
+    python = project_python(project)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
+    command = [str(python), "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider", "-m", marker]
+    return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=1800)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("bake_name", "marker"), [("default", "not slow"), ("lm", "smoke"), ("video", "smoke")])
+def test_the_baked_project_passes_its_own_tests(cookies, bake_name, marker):
+    project = bake(cookies, **BAKES[bake_name])
+    done = run_project_tests(project, marker)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    assert re.search(r"\d+ passed", done.stdout) and " failed" not in done.stdout
+    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=project, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout[-3000:]
