@@ -95,7 +95,8 @@ def test_bake_keeps_the_chosen_tasks_renamed_and_nothing_else(cookies, bake_name
 
 
 def test_markers_keep_the_blocks_of_chosen_tasks():
-    text = "a\n# >>> cnn video\nb\n# >>> lm\nc\n# <<< lm\n# <<< cnn video\n<!-- >>> template -->\nd\n<!-- <<< template -->\n"
+    text = "a\n# >>> cnn video\nb\n# >>> lm\nc\n# <<< lm\n# <<< cnn video\n"
+    text += "<!-- >>> template -->\nd\n<!-- <<< template -->\n"
     assert keep_blocks(text, ("cnn",), "x") == "a\nb\n"
     assert keep_blocks(text, ("lm",), "x") == "a\n"
     with pytest.raises(ValueError, match="never closed"):
