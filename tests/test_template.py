@@ -119,13 +119,13 @@ def test_bad_answers_are_refused_before_anything_is_written(cookies, capfd):
 def project_python(project: Path) -> Path:
     """A virtual environment for the baked project: this one's packages, the project installed editable."""
     venv = project.parent / f"{project.name}-venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next(venv.glob("lib/python*/site-packages"))
     parents = [p for p in sys.path if p.endswith("site-packages")]
     (site / "_parent_packages.pth").write_text("\n".join(parents) + "\n")
     python = venv / "bin" / "python"
-    install = [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", str(project)]
-    subprocess.run(install, check=True)
+    pip = [sys.executable, "-m", "pip", "--python", str(python)]  # this pip, installing into that environment
+    subprocess.run([*pip, "install", "--quiet", "--no-deps", "-e", str(project)], check=True)
     return python
 
 
