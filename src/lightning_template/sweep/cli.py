@@ -10,15 +10,14 @@ sweep <name> --backend wandb --count 20       # a W&B sweep from the same file, 
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
 from lightning_template.errors import report_user_errors
-from lightning_template.sweep.composition import check_overrides
+from lightning_template.sweep.composition import check_overrides, sample_points
 from lightning_template.sweep.optuna_sweep import DB_NAME, PRUNERS, SweepOptions, run_study
 from lightning_template.sweep.report import write_report
-from lightning_template.sweep.spec import load_spec
+from lightning_template.sweep.spec import fit_command_line, load_spec
 
 
 def parser() -> argparse.ArgumentParser:
@@ -53,9 +52,8 @@ def run(argv: list[str] | None = None) -> int:
     spec = load_spec(args.config)
     check_overrides(spec, args.overrides)
     if args.check:
-        first = {p.name: p.choices[0] if p.choices else p.low for p in spec.searched}
-        print(f"{spec.path}: valid. The first trial would run:")
-        print("fit " + " ".join(shlex.quote(text) for text in spec.overrides(first, args.overrides)))
+        print(f"{spec.path}: valid. A trial runs, for example:")
+        print(fit_command_line(spec.overrides(next(sample_points(spec)), args.overrides)))
         return 0
     if args.backend == "wandb":
         from lightning_template.sweep.wandb_sweep import run_wandb_sweep

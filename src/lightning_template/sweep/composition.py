@@ -26,7 +26,7 @@ def compose_fit(overrides: list[str]) -> DictConfig:
         GlobalHydra.instance().clear()
 
 
-def _sample_points(spec: SweepSpec) -> Iterator[dict[str, Any]]:
+def sample_points(spec: SweepSpec) -> Iterator[dict[str, Any]]:
     """One point per choice of each categorical parameter (others at their first choice or ``min``)."""
     first = {p.name: p.choices[0] if p.choices else p.low for p in spec.searched}
     yield first
@@ -49,7 +49,7 @@ def check_overrides(spec: SweepSpec, extra: list[str]) -> None:
             f"The overrides set {', '.join(clashing)}, which the sweep config {spec.path} searches: drop them"
             " from the command line, or fix them in the sweep config with value:."
         )
-    for point in _sample_points(spec):
+    for point in sample_points(spec):
         overrides = spec.overrides(point, extra)
         try:
             cfg = compose_fit(overrides)

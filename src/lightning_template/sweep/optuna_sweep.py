@@ -199,6 +199,7 @@ def run_study(spec: SweepSpec, sweep_dir: Path, extra: list[str], options: Sweep
         raise UserError(f"--workers {options.workers} must be at least 1.")
     study = open_study(spec, sweep_dir, extra, options)
     n_trials = options.n_trials if options.n_trials is not None else _remaining(spec, study)
+    print(f"{len(study.trials)} trial(s) in the study; running {n_trials} more", flush=True)
     if n_trials == 0:
         return study
     study.optimize(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shlex
 import shutil
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lightning_template.lr_scaling import scaled_lr
-from lightning_template.sweep.spec import SweepSpec
+from lightning_template.sweep.spec import SweepSpec, fit_command_line
 
 
 def lr_used(trial: FrozenTrial) -> float | None:
@@ -58,10 +57,6 @@ def rows(study: optuna.Study, spec: SweepSpec) -> list[dict[str, Any]]:
     return table
 
 
-def best_command(trial: FrozenTrial) -> str:
-    return "fit " + " ".join(shlex.quote(o) for o in trial.user_attrs.get("overrides", []))
-
-
 def write_report(study: optuna.Study, spec: SweepSpec, sweep_dir: Path) -> dict[str, Any] | None:
     """Print the table and the best trial; write trials.csv, best.json and sweep.png. Returns the best."""
     table_rows = rows(study, spec)
@@ -82,7 +77,7 @@ def write_report(study: optuna.Study, spec: SweepSpec, sweep_dir: Path) -> dict[
         spec.metric: trial.value,
         "params": trial.params,
         "run_dir": trial.user_attrs.get("run_dir"),
-        "command": best_command(trial),
+        "command": fit_command_line(trial.user_attrs.get("overrides", [])),
     }
     (sweep_dir / "best.json").write_text(json.dumps(best, indent=2) + "\n")
     params = " ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,11 @@ ENV_MACRO = re.compile(r"envvar:[A-Z0-9_]*")
 def override_key(text: str) -> str:
     """The config key of a Hydra override (``+a.b=1`` and ``~a.b`` -> ``a.b``)."""
     return text.split("=", 1)[0].lstrip("+~")
+
+
+def fit_command_line(overrides: Sequence[str]) -> str:
+    """The ``fit`` command a user can paste to run these overrides."""
+    return "fit " + " ".join(shlex.quote(text) for text in overrides)
 
 
 def override(name: str, value: Any) -> str:
@@ -106,7 +112,7 @@ class SweepSpec:
     def experiment(self) -> str | None:
         return self.fixed.get("experiment")
 
-    def overrides(self, values: Mapping[str, Any], extra: list[str] = ()) -> list[str]:
+    def overrides(self, values: Mapping[str, Any], extra: Sequence[str] = ()) -> list[str]:
         """A trial's ``fit`` overrides: the constants, ``values`` of the searched parameters, then ``extra``.
 
         An ``extra`` override replaces the constant of the same key (a shorter budget for

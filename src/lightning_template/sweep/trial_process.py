@@ -37,21 +37,26 @@ def fit_command(overrides: list[str], run_dir: Path) -> list[str]:
     return [sys.executable, "-m", fit.__name__, *overrides, f"hydra.run.dir={run_dir.resolve()}"]
 
 
+def _metrics_csv(run_dir: Path) -> Path | None:
+    """The CSV logger's file (the sweep keeps that logger on: it works offline and is read while training)."""
+    return next(iter(sorted(run_dir.glob("**/metrics.csv"))), None)
+
+
 def metric_series(run_dir: Path, metric: str) -> list[float]:
     """Every value of ``metric`` in the run's CSV metrics so far (complete lines only)."""
-    paths = sorted(run_dir.glob("**/metrics.csv"))
-    if not paths:
+    path = _metrics_csv(run_dir)
+    if path is None:
         return []
-    text = paths[0].read_text()
+    text = path.read_text()
     text = text[: text.rfind("\n") + 1]  # the logger may be writing the last line
     return [float(row[metric]) for row in csv.DictReader(io.StringIO(text)) if row.get(metric)]
 
 
 def logged_metrics(run_dir: Path) -> list[str]:
-    paths = sorted(run_dir.glob("**/metrics.csv"))
-    if not paths:
+    path = _metrics_csv(run_dir)
+    if path is None:
         return []
-    with paths[0].open() as handle:
+    with path.open() as handle:
         header = next(csv.reader(handle), [])
     return [name for name in header if name not in ("epoch", "step")]
 
