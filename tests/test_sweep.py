@@ -91,11 +91,11 @@ def test_a_crashing_trial_is_marked_failed_and_the_sweep_goes_on(tmp_path):
 
 
 def test_a_trailing_trial_is_pruned_at_its_first_validation(tmp_path):
-    config = write_sweep(tmp_path / "prune.yaml", {"model.optimizer.lr": {"values": [1e-7]}})
+    config = write_sweep(tmp_path / "prune.yaml", {"model.optimizer.lr": {"values": [1e-7, 0.1]}})
     overrides = [*TINY, "trainer.max_epochs=5"]
     study = open_study(load_spec(str(config)), tmp_path, overrides, SweepOptions(pruner="median"))
     perfect = 1.0  # accuracy 1 or perplexity 1: no real run reaches it, so the new trial trails
-    for number in range(2):  # two earlier trials at that value at every validation
+    for number in range(2):  # two earlier trials of lr 0.1 at that value at every validation (the grid's next: 1e-7)
         study.add_trial(
             optuna.trial.create_trial(
                 params={"model.optimizer.lr": 0.1},
@@ -107,6 +107,7 @@ def test_a_trailing_trial_is_pruned_at_its_first_validation(tmp_path):
         )
     run = sweep(tmp_path, str(config), "--pruner", "median", "--n-trials", "1", *overrides)
     trial = load(tmp_path, "prune").trials[-1]
+    assert trial.params["model.optimizer.lr"] == 1e-7
     assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [0]
     assert "pruned after validation 1" in run.stdout
     assert not (tmp_path / f"trial_{trial.number:04d}" / "summary.json").exists()  # stopped, not finished

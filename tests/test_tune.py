@@ -10,7 +10,7 @@ import yaml
 from lightning_template.errors import UserError
 from lightning_template.tune import _refuse_manual_optimization, largest_divisor_at_most
 
-from conftest import TASK, TINY, TINY_BY_TASK, run_command
+from conftest import TASK, TINY_BY_TASK, run_command
 
 FAST_FINDERS = ["tune.max_micro_batch_size=16", "tune.steps_per_trial=1", "tune.lr_num_training=15"]
 
@@ -20,7 +20,7 @@ def test_largest_divisor_at_most(number, bound, expected):
     assert largest_divisor_at_most(number, bound) == expected
 
 
-def tune_then_fit(tmp_path, tiny: list[str], experiment: str) -> tuple[dict, str]:
+def tune_then_fit(tmp_path, tiny: list[str], experiment: str) -> str:
     """Tune for a 2-process fit (tune itself runs on one device), then fit with the file it wrote."""
     tuned = run_command(
         "tune",
@@ -52,18 +52,14 @@ def tune_then_fit(tmp_path, tiny: list[str], experiment: str) -> tuple[dict, str
     assert run.summary()["global_steps"] == 2
     config = yaml.safe_load((run.run_dir / "config.yaml").read_text())
     assert config["model"]["optimizer"]["lr"] == values["model"]["optimizer"]["lr"]
-    return values, run.summary()["layout"]
+    return run.summary()["layout"]
 
 
-def test_tune_writes_an_override_that_fit_runs(tmp_path):
-    _, layout = tune_then_fit(tmp_path, TINY, TASK)
+# every task (the first one in the fast suite)
+@pytest.mark.parametrize("task", [t if t == TASK else pytest.param(t, marks=pytest.mark.slow) for t in TINY_BY_TASK])
+def test_tune_writes_an_override_that_fit_runs(tmp_path, task):
+    layout = tune_then_fit(tmp_path, TINY_BY_TASK[task], task)
     assert layout == "global batch 32 = micro 16 x accumulate 2 x 1 device(s)"
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("task", [task for task in TINY_BY_TASK if task != TASK])
-def test_tune_works_for_every_task(tmp_path, task):
-    tune_then_fit(tmp_path, TINY_BY_TASK[task], task)
 
 
 def test_nothing_to_tune_is_one_paragraph(tmp_path):
