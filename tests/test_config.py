@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
+
+from lightning_template.config import compose_fit
 
 from conftest import CONFIG_DIR, ROOT, TASK
 
@@ -44,12 +44,6 @@ USER_OVERRIDES = [
 ]
 
 
-def compose_fit(*overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("fit", overrides=list(overrides), return_hydra_config=True)
-
-
 def resolved(cfg) -> dict:
     """The config with Hydra's runtime values filled in as a run would have them."""
     cfg.hydra.runtime.output_dir = "/tmp/run"
@@ -80,9 +74,9 @@ def test_the_experiment_list_is_what_the_readme_documents():
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 @pytest.mark.parametrize("trainer", TRAINERS)
 def test_user_overrides_apply_without_plus(experiment, trainer):
-    norm = NORM_OF_MODEL.get(compose_fit(f"experiment={experiment}").hydra.runtime.choices.model, "group")
+    norm = NORM_OF_MODEL.get(compose_fit([f"experiment={experiment}"]).hydra.runtime.choices.model, "group")
     overrides = [o.replace("model.norm=group", f"model.norm={norm}") for o in USER_OVERRIDES]
-    cfg = resolved(compose_fit(f"experiment={experiment}", f"trainer={trainer}", *overrides))
+    cfg = resolved(compose_fit([f"experiment={experiment}", f"trainer={trainer}", *overrides]))
     assert cfg["trainer"]["max_steps"] == 7 and cfg["trainer"]["precision"] == "bf16-mixed"
     assert cfg["trainer"]["use_distributed_sampler"] is False
     assert cfg["data"]["micro_batch_size"] == 16 and cfg["data"]["root"] == "/tmp/data"
@@ -93,7 +87,7 @@ def test_user_overrides_apply_without_plus(experiment, trainer):
 @pytest.mark.parametrize("debug", DEBUGS)
 @pytest.mark.parametrize("logger", LOGGERS)
 def test_debug_and_logger_presets_compose(debug, logger):
-    cfg = resolved(compose_fit(f"debug={debug}", f"logger={logger}"))
+    cfg = resolved(compose_fit([f"debug={debug}", f"logger={logger}"]))
     assert cfg["trainer"]["_target_"] == "lightning.pytorch.Trainer"
     (entry,) = cfg["logger"].values()
     assert entry["save_dir"] == "/tmp/run"
@@ -102,7 +96,7 @@ def test_debug_and_logger_presets_compose(debug, logger):
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 @pytest.mark.parametrize("debug", [None, *DEBUGS])
 def test_each_experiment_builds_its_datamodule_and_model(experiment, debug):
-    cfg = compose_fit(f"experiment={experiment}", *([f"debug={debug}"] if debug else []))
+    cfg = compose_fit([f"experiment={experiment}", *([f"debug={debug}"] if debug else [])])
     resolved(cfg)  # sets the Hydra runtime values the config refers to
     datamodule = instantiate(cfg.data, _convert_="all")
     model = instantiate(cfg.model, _convert_="all")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
 from lightning_template.errors import report_user_errors
@@ -34,3 +36,13 @@ def hydra_command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], C
         )
 
     return decorate
+
+
+def compose_fit(overrides: Sequence[str] = ()) -> DictConfig:
+    """The ``fit`` config these overrides give, as Hydra composes it for a run (Hydra's own keys included)."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return compose("fit", overrides=list(overrides), return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()

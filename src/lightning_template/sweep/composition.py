@@ -5,25 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from lightning_template.config import CONFIG_DIR
+from lightning_template.config import compose_fit
 from lightning_template.errors import UserError
 from lightning_template.sweep.spec import SweepSpec, override, override_key
-
-
-def compose_fit(overrides: list[str]) -> DictConfig:
-    """The ``fit`` config these overrides give, as Hydra composes it for a run (Hydra's own keys included)."""
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            return compose("fit", overrides=overrides, return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def sample_points(spec: SweepSpec) -> Iterator[dict[str, Any]]:
