@@ -6,18 +6,19 @@ Shared by every command, so ``fit``, ``tune`` and sweeps train exactly the same 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 import lightning.pytorch as L
-import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_template.batching.datamodule import GlobalBatchDataModule
 from lightning_template.batching.layout import BatchLayout
+from lightning_template.checkpointing import AtomicCheckpointIO, ReportLostRank, ResumeState, StopOnSignal
 from lightning_template.errors import UserError
 from lightning_template.lr_scaling import scaled_lr
 
@@ -37,19 +38,34 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
     return [instantiate(entry) for entry in group.values() if entry is not None and "_target_" in entry]
 
 
+def _with_timeout(strategy: Any, timeout_seconds: float | None) -> Any:
+    """A DDP strategy named in the config, built with ``timeout_seconds`` for its collectives (others unchanged)."""
+    if not isinstance(strategy, str) or strategy not in StrategyRegistry or timeout_seconds is None:
+        return strategy
+    entry = StrategyRegistry[strategy]
+    if not issubclass(entry["strategy"], DDPStrategy):
+        return strategy
+    return entry["strategy"](**entry["init_params"], timeout=timedelta(seconds=timeout_seconds))
+
+
 def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     """The Trainer of ``cfg.trainer`` with the run's callbacks and loggers.
 
     ``accumulate_grad_batches`` is left out here: it is derived from the batch sizes
-    once the world size is known (:func:`build_run`).
+    once the world size is known (:func:`build_run`). What resuming and surviving
+    failures need is always added, whatever the callbacks config says: atomic
+    checkpoint files, RNG and layout state, stop signals, a report of a lost DDP rank.
     """
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_cfg.pop("accumulate_grad_batches", None)
     trainer_cfg.update(overrides)
-    callbacks = _instantiate_all(cfg.get("callbacks"))
+    trainer_cfg["strategy"] = _with_timeout(trainer_cfg.get("strategy", "auto"), cfg.get("ddp_timeout_seconds"))
+    callbacks = [*_instantiate_all(cfg.get("callbacks")), ResumeState(), StopOnSignal(), ReportLostRank()]
     loggers = _instantiate_all(cfg.get("logger")) or False
     try:
-        return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers, _convert_="all")
+        return instantiate(
+            trainer_cfg, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()], _convert_="all"
+        )
     except InstantiationException as err:
         cause = err.__cause__ or err
         raise UserError(
@@ -97,29 +113,3 @@ def build_run(cfg: DictConfig, **trainer_overrides: Any) -> Run:
     _check_window_limits(trainer, layout)
     rank_zero_info(f"Batch layout: {layout.describe()}")
     return Run(datamodule, model, trainer, layout)
-
-
-def check_checkpoint_path(ckpt_path: str | None) -> str | None:
-    """Fail early, with the fix, on a ``ckpt_path`` that is missing or is not a checkpoint."""
-    if ckpt_path is None:
-        return None
-    path = Path(ckpt_path).expanduser()
-    if not path.is_file():
-        raise UserError(
-            f"ckpt_path={ckpt_path} does not exist. Give the path of a checkpoint written by an earlier run"
-            " (e.g. <run dir>/checkpoints/last.ckpt), or drop ckpt_path to start from scratch."
-        )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-    except Exception as err:  # torch raises several types for a file it cannot read
-        raise UserError(
-            f"ckpt_path={ckpt_path} could not be read as a checkpoint ({type(err).__name__}: {str(err)[:200]})."
-            " Point it at a .ckpt file written by fit (a run stopped while writing may have left it truncated;"
-            " use the one before it)."
-        ) from err
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "loops" not in checkpoint:
-        raise UserError(
-            f"ckpt_path={ckpt_path} is not a full Lightning training checkpoint (no model or loop state): resume"
-            " needs a checkpoint written by fit, not a weights-only file."
-        )
-    return str(path)

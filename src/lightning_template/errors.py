@@ -9,10 +9,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_USER_ERROR = 2
+# sysexits' EX_TEMPFAIL, "try again later": the run stopped on a signal and saved where to continue from
+EXIT_STOPPED = 75
 
 
 class UserError(Exception):
@@ -21,6 +24,14 @@ class UserError(Exception):
     The message names the setting at fault and says how to fix it; commands print it
     as-is and exit with status 2 instead of showing a traceback.
     """
+
+
+class RunStopped(Exception):
+    """Training stopped on a signal after saving a checkpoint at an optimizer step; the run can continue."""
+
+    def __init__(self, signal_name: str, step: int, checkpoint: str) -> None:
+        super().__init__(f"{signal_name} at step {step}")
+        self.signal_name, self.step, self.checkpoint = signal_name, step, checkpoint
 
 
 def _user_error_in(err: BaseException) -> BaseException | None:
@@ -38,20 +49,36 @@ def _user_error_in(err: BaseException) -> BaseException | None:
     return None
 
 
+def print_paragraph(label: str, text: str) -> None:
+    """One wrapped paragraph on stderr, set apart from the log around it."""
+    print(f"\n{label}: {textwrap.fill(text, width=100, break_on_hyphens=False)}\n", file=sys.stderr, flush=True)
+
+
 def report_user_errors(fn: F) -> F:
-    """Turn a user mistake raised by ``fn`` into a short message on stderr and exit status 2."""
+    """Turn a user mistake raised by ``fn`` into a short message on stderr and exit status 2.
+
+    A run stopped by a signal (:class:`RunStopped`) exits with :data:`EXIT_STOPPED`.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except RunStopped as stop:
+            if rank_zero_only.rank == 0:  # every DDP rank stops the same way; one says so
+                print_paragraph(
+                    "Stopped",
+                    f"{stop.signal_name} received; training stopped after optimizer step {stop.step} and saved"
+                    f" {stop.checkpoint}. Continue with the same command plus ckpt_path=last (and the same"
+                    " hydra.run.dir).",
+                )
+            sys.exit(EXIT_STOPPED)
         except Exception as err:
             cause = _user_error_in(err)
             if cause is None:
                 raise
             prefix = "" if isinstance(cause, UserError) else "Lightning rejected the trainer settings: "
-            message = textwrap.fill(prefix + str(cause), width=100, break_on_hyphens=False)
-            print(f"\nError: {message}\n", file=sys.stderr, flush=True)
+            print_paragraph("Error", prefix + str(cause))
             sys.exit(EXIT_USER_ERROR)
 
     return wrapper  # type: ignore[return-value]

@@ -2,6 +2,7 @@
 
 fit data.global_batch_size=256 data.micro_batch_size=64
 python -m lightning_template.fit trainer=ddp_cpu trainer.devices=2
+fit ckpt_path=last hydra.run.dir=runs/mine      # continue the run in runs/mine (or start it)
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_template.assembly import build_run, check_checkpoint_path
+from lightning_template.assembly import Run, build_run
+from lightning_template.checkpointing import ResumePoint, resolve_resume_point
 from lightning_template.config import hydra_command
 from lightning_template.summary import print_summary
 
@@ -25,37 +27,51 @@ def _scalar(value: Any) -> float | None:
     return None if value is None else float(value.item() if isinstance(value, torch.Tensor) else value)
 
 
-def run_fit(cfg: DictConfig) -> dict[str, Any]:
-    """Train and test as ``cfg`` says; return (and on rank 0 write) the run's summary."""
-    started = time.perf_counter()
-    ckpt_path = check_checkpoint_path(cfg.get("ckpt_path"))
-    run = build_run(cfg)
-    trainer, output_dir = run.trainer, Path(cfg.paths.output_dir)
+def _start(cfg: DictConfig, run: Run, output_dir: Path) -> ResumePoint | None:
+    """Find what the run resumes from, then record its config and open its logs (continued when resuming)."""
+    trainer = run.trainer
+    resume = resolve_resume_point(cfg.get("ckpt_path"), output_dir, check_run_dir=trainer.is_global_zero)
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
     for logger in trainer.loggers:
+        if resume is not None and hasattr(logger, "continue_from"):
+            logger.continue_from(resume.global_step)
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    return resume
 
-    fit_started = time.perf_counter()
-    trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=ckpt_path)
+
+def _test_best(cfg: DictConfig, run: Run, best_path: str) -> dict[str, float]:
+    trainer = run.trainer
+    if not cfg.get("test_after_fit", True) or not is_overridden("test_dataloader", run.datamodule):
+        return {}
+    results = trainer.test(run.model, datamodule=run.datamodule, ckpt_path=best_path or None, verbose=False)
+    return {key: _scalar(value) for key, value in (results[0] if results else {}).items()}
+
+
+def run_fit(cfg: DictConfig) -> dict[str, Any]:
+    """Train and test as ``cfg`` says; return (and on rank 0 write) the run's summary."""
+    started = time.perf_counter()
+    run = build_run(cfg)
+    trainer, output_dir = run.trainer, Path(cfg.paths.output_dir)
+    resume = _start(cfg, run, output_dir)
+
+    fit_started, steps_before = time.perf_counter(), resume.global_step if resume else 0
+    trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=str(resume.path) if resume else None)
     fit_seconds = time.perf_counter() - fit_started
 
     checkpoint = trainer.checkpoint_callback if isinstance(trainer.checkpoint_callback, ModelCheckpoint) else None
     best_path = checkpoint.best_model_path if checkpoint else ""
-    test_metrics: dict[str, float] = {}
-    if cfg.get("test_after_fit", True) and is_overridden("test_dataloader", run.datamodule) and not trainer.interrupted:
-        results = trainer.test(run.model, datamodule=run.datamodule, ckpt_path=best_path or None, verbose=False)
-        test_metrics = {key: _scalar(value) for key, value in (results[0] if results else {}).items()}
-
-    samples = trainer.global_step * run.layout.global_batch_size
+    test_metrics = {} if trainer.interrupted else _test_best(cfg, run, best_path)
+    samples = (trainer.global_step - steps_before) * run.layout.global_batch_size
     summary = {
         "experiment": cfg.get("experiment_name"),
         "monitor": cfg.get("monitor"),
         "best_score": _scalar(checkpoint.best_model_score) if checkpoint else None,
         "test": test_metrics,
         "best_checkpoint": best_path or None,
-        "last_checkpoint": str(Path(checkpoint.dirpath) / "last.ckpt") if checkpoint and checkpoint.dirpath else None,
+        "last_checkpoint": (checkpoint.last_model_path or None) if checkpoint else None,
+        "resumed_from": str(resume.path) if resume else None,
         "run_dir": str(output_dir),
         "global_steps": trainer.global_step,
         "layout": run.layout.describe(),

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as L
 import numpy as np
+import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_template.batching.layout import BatchLayout
-from lightning_template.batching.loader import ResumableLoader
+from lightning_template.batching.loader import PositionedBatchSampler, ResumableLoader
 from lightning_template.batching.sampler import EvalBatchSampler, OrderPreservingBatchSampler
 from lightning_template.errors import UserError
 
@@ -29,6 +31,12 @@ class GlobalBatchDataModule(L.LightningDataModule):
 
     ``root`` is where a task looks for its data (and ``download=True`` fetches it
     there); generated data ignores both.
+
+    The training data position is part of the DataModule's checkpointed state:
+    Lightning restores a DataModule before the module's ``configure_optimizers`` runs,
+    so the position reaches the training loader even when that hook builds the loader
+    early (``trainer.estimated_stepping_batches`` does, and Lightning then skips
+    restoring the loader itself).
     """
 
     def __init__(
@@ -54,6 +62,8 @@ class GlobalBatchDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.layout: BatchLayout | None = None
+        self._train_loader: ResumableLoader | None = None
+        self._position_to_restore: dict[str, Any] | None = None
 
     def resolve_layout(self, world_size: int, accumulate_grad_batches: int | None = None) -> BatchLayout:
         self.layout = BatchLayout.resolve(
@@ -85,6 +95,9 @@ class GlobalBatchDataModule(L.LightningDataModule):
             "num_workers": self.num_workers,
             "pin_memory": self.pin_memory,
             "persistent_workers": self.num_workers > 0,
+            # each iter() draws its workers' base seed from this generator, not the global one, so
+            # starting an epoch or a validation does not move the RNG that dropout draws from
+            "generator": torch.Generator().manual_seed(self.seed),
         }
 
     def train_loader(self, dataset: Dataset, **sampler_kwargs) -> ResumableLoader:
@@ -96,7 +109,26 @@ class GlobalBatchDataModule(L.LightningDataModule):
             len(dataset), self._checked_layout(), rank, seed=self.seed, shuffle=shuffle, **sampler_kwargs
         )
         rank_zero_info(f"Training data: {sampler.describe()}")
-        return ResumableLoader(dataset, sampler, collate_fn=keep_batch, **self._loader_kwargs())
+        return self.resumable_loader(dataset, sampler)
+
+    def resumable_loader(self, dataset: Dataset, sampler: PositionedBatchSampler) -> ResumableLoader:
+        """The training loader over ``sampler``, placed at the checkpoint's position when resuming."""
+        loader = ResumableLoader(dataset, sampler, collate_fn=keep_batch, **self._loader_kwargs())
+        if self._position_to_restore is not None:
+            loader.load_state_dict(self._position_to_restore)
+            self._position_to_restore = None  # a loader rebuilt later starts its own epochs
+        self._train_loader = loader
+        return loader
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self._train_loader is None else {"train_position": self._train_loader.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        position = state.get("train_position")
+        if position is not None and self._train_loader is not None:  # built before the restore
+            self._train_loader.load_state_dict(position)
+        else:
+            self._position_to_restore = position
 
     def eval_loader(self, dataset: Dataset, block_starts: np.ndarray | None = None) -> DataLoader:
         """Every sample once over all ranks, in order, unpadded."""

@@ -1,4 +1,4 @@
-"""A training DataLoader that knows its epoch and resumes mid-epoch from a checkpoint."""
+"""A training DataLoader that knows its epoch and resumes mid-epoch, on any layout of the same global batch."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from torch.utils.data import DataLoader, Dataset
 from lightning_template.batching.layout import BatchLayout
 from lightning_template.errors import UserError
 
+# Version of the position a checkpoint holds; bump it when the meaning of a field changes.
+POSITION_VERSION = 2
+
 
 class PositionedBatchSampler(Sized, Protocol):
     """A batch sampler that can start any epoch at any batch, and says what its order depends on."""
@@ -19,7 +22,7 @@ class PositionedBatchSampler(Sized, Protocol):
     def set_position(self, epoch: int, start_batch: int = 0) -> None: ...
 
     def fingerprint(self) -> dict[str, int]:
-        """The settings a saved position is only valid for (seed, sizes, layout)."""
+        """The settings a saved position is only valid for (seed, data size, global batch; not the layout)."""
         ...
 
     def __iter__(self) -> Iterator[Any]: ...
@@ -33,6 +36,11 @@ class ResumableLoader(DataLoader):
     counts the batches it hands out and tells the sampler which epoch to draw.
     Lightning does not prefetch from a loader with a length, so at a checkpoint the
     batches handed out are the batches trained on.
+
+    The position is saved in *global batches* (optimizer steps into the epoch), which
+    mean the same thing on every layout: a checkpoint written with 2 devices x
+    micro-batch 16 resumes on 1 device x micro-batch 8 x accumulation 4 at the same
+    sample (the sampler cuts every global batch the same way whatever the layout).
 
     Each ``iter()`` that follows one which handed out a batch starts the next epoch;
     an ``iter()`` with nothing drawn from it does not count.
@@ -48,6 +56,10 @@ class ResumableLoader(DataLoader):
     def epoch(self) -> int:
         return self._epoch
 
+    @property
+    def layout(self) -> BatchLayout:
+        return self.batch_sampler.layout
+
     def __iter__(self) -> Iterator[Any]:
         if self._resume_at is not None:
             start, self._resume_at = self._resume_at, None
@@ -62,28 +74,53 @@ class ResumableLoader(DataLoader):
             yield batch
 
     def _fingerprint(self) -> dict[str, int]:
-        layout = self.batch_sampler.layout
         return {
             **self.batch_sampler.fingerprint(),
-            "micro_batch_size": layout.micro_batch_size,
-            "world_size": layout.world_size,
-            "micro_batches_per_epoch": len(self.batch_sampler),
+            "global_batches_per_epoch": len(self.batch_sampler) // self.layout.accumulate_grad_batches,
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self._epoch, "batches_done": self._handed_out, **self._fingerprint()}
+        lay = self.layout
+        return {
+            "version": POSITION_VERSION,
+            "epoch": self._epoch,
+            "global_batches_done": self._handed_out // lay.accumulate_grad_batches,
+            # a position inside an accumulation window only resumes on the same layout
+            "micro_batches_past_window": self._handed_out % lay.accumulate_grad_batches,
+            "layout": {"micro_batch_size": lay.micro_batch_size, "world_size": lay.world_size},
+            **self._fingerprint(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue at the saved position; refuse one from other data, seed or global batch size."""
+        if state.get("version") != POSITION_VERSION:
+            raise UserError(
+                "The checkpoint's training data position was written by an older version of this project"
+                f" (position format {state.get('version', 1)}, this one reads {POSITION_VERSION}): it cannot be"
+                " resumed exactly. Drop ckpt_path to start a new run."
+            )
         expected = self._fingerprint()
         changed = {key: (state.get(key), value) for key, value in expected.items() if state.get(key) != value}
         if changed:
             detail = ", ".join(f"{key} was {old} and is now {new}" for key, (old, new) in changed.items())
             raise UserError(
-                f"The checkpoint's training data position does not fit this run ({detail}). A mid-epoch resume"
-                " needs the same data, seed, data.global_batch_size and layout as the run that wrote it: resume"
-                " with those settings, or drop ckpt_path to start a new run."
+                f"The checkpoint's training data position does not fit this run ({detail}). A resume needs the"
+                " same data, seed and data.global_batch_size as the run that wrote it (the number of devices and"
+                " data.micro_batch_size may change): resume with those settings, or drop ckpt_path to start a"
+                " new run."
             )
-        epoch, done = int(state["epoch"]), int(state["batches_done"])
+        lay = self.layout
+        past_window = int(state["micro_batches_past_window"])
+        if past_window and state["layout"] != {"micro_batch_size": lay.micro_batch_size, "world_size": lay.world_size}:
+            raise UserError(
+                "The checkpoint was written inside an accumulation window (after"
+                f" {past_window} of its micro-batches), which only resumes on the layout that wrote it"
+                f" ({state['layout']}); this run has micro_batch_size={lay.micro_batch_size} on"
+                f" {lay.world_size} device(s). Resume on that layout, or from a checkpoint written at an"
+                " optimizer step."
+            )
+        epoch = int(state["epoch"])
+        done = int(state["global_batches_done"]) * lay.accumulate_grad_batches + past_window
         if done >= len(self.batch_sampler):
             epoch, done = epoch + 1, 0
         self._epoch, self._resume_at = epoch, done

@@ -83,7 +83,7 @@ class TextDataModule(GlobalBatchDataModule):
             seed=self.seed,
             variable_bptt=self.variable_bptt,
         )
-        return ResumableLoader(self.datasets["train"], sampler, collate_fn=keep_batch, **self._loader_kwargs())
+        return self.resumable_loader(self.datasets["train"], sampler)
 
     def _eval_loader(self, split: str) -> DataLoader:
         rank, world = self._rank_and_world()

@@ -12,12 +12,8 @@ from torch import Tensor, nn
 from lightning_template.batching.streams import TokenWindow
 from lightning_template.errors import UserError
 from lightning_template.metrics import ExactMean
-from lightning_template.models.training_module import (
-    GlobalBatchModule,
-    OptimizerFactory,
-    gather_from_ranks,
-    this_ranks_entry,
-)
+from lightning_template.batching.distributed import gather_from_ranks, this_rank
+from lightning_template.models.training_module import GlobalBatchModule, OptimizerFactory
 
 Hidden = tuple[Tensor, Tensor]
 
@@ -76,7 +72,9 @@ class LanguageModel(GlobalBatchModule):
     feeds it to that slot's next window: the gradient is truncated at window edges, the
     context is not. States start from zero at window 0 of each epoch and, for evaluation,
     at the start of each evaluation; ``carry_hidden=False`` starts every window from zero.
-    Checkpoints hold every rank's states, so a resumed run continues exactly.
+    Checkpoints hold the states of all streams in stream order (gathered from every
+    rank), so a resumed run continues exactly, and on another layout each new slot
+    takes the states of the streams it now reads.
 
     ``vocab_size=None`` takes it from the DataModule (known once the corpus is read).
     """
@@ -181,16 +179,27 @@ class LanguageModel(GlobalBatchModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
-        states = {slot: (h.cpu(), c.cpu()) for slot, (h, c) in self._train_hidden.items()}
-        checkpoint["hidden_states"] = gather_from_ranks(states)
+        # slot j of rank r reads streams [(r*k + j)*m, (r*k + j + 1)*m): rank-major, then slot, is stream order
+        by_rank = gather_from_ranks([(h.cpu(), c.cpu()) for _, (h, c) in sorted(self._train_hidden.items())])
+        slots = [state for states in by_rank for state in states]
+        checkpoint["hidden_states"] = (
+            {"h": torch.cat([h for h, _ in slots], dim=1), "c": torch.cat([c for _, c in slots], dim=1)}
+            if slots and all(len(states) == len(by_rank[0]) for states in by_rank)
+            else None
+        )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
-        states = this_ranks_entry(
-            checkpoint.get("hidden_states"),
-            self.trainer.world_size,
-            "hidden states",
-            "training continues from fresh hidden states",
-        )
-        if states is not None:
-            self._train_hidden = dict(states)
+        states = checkpoint.get("hidden_states")
+        if not isinstance(states, dict):
+            return
+        accumulate, world = self.trainer.accumulate_grad_batches, self.trainer.world_size
+        per_slot = states["h"].shape[1] // (accumulate * world)
+        first_slot = this_rank() * accumulate
+        self._train_hidden = {
+            slot: tuple(
+                states[part][:, (first_slot + slot) * per_slot : (first_slot + slot + 1) * per_slot].clone()
+                for part in ("h", "c")
+            )
+            for slot in range(accumulate)
+        }

@@ -1,5 +1,4 @@
-"""What every task's LightningModule shares: optimizers from config, the global-mean loss,
-and the random-number state that an exact resume needs."""
+"""What every task's LightningModule shares: optimizers and schedules from config, and the global-mean loss."""
 
 from __future__ import annotations
 
@@ -9,45 +8,15 @@ from typing import Any
 
 import lightning.pytorch as L
 import torch
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.optim import Optimizer
 
+from lightning_template.batching.distributed import gather_from_ranks
 from lightning_template.batching.loss import global_mean_loss
 from lightning_template.errors import UserError
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
-
-
-def gather_from_ranks(obj: Any) -> list[Any]:
-    """``obj`` from every rank (just ``[obj]`` outside DDP)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return [obj]
-    gathered: list[Any] = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(gathered, obj)
-    return gathered
-
-
-def this_rank() -> int:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank()
-    return 0
-
-
-def this_ranks_entry(per_rank: list[Any] | None, world_size: int, what: str, consequence: str) -> Any | None:
-    """This rank's entry of a per-rank list saved in a checkpoint by :func:`gather_from_ranks`.
-
-    None when there is none, or (with a warning saying ``consequence``) when the
-    checkpoint was written by a run with another number of ranks.
-    """
-    if per_rank is None:
-        return None
-    if len(per_rank) != world_size:
-        rank_zero_warn(
-            f"The checkpoint holds {what} of {len(per_rank)} rank(s) and this run has {world_size}: {consequence}."
-        )
-        return None
-    return per_rank[this_rank()]
 
 
 def check_ranks_agree(learning_rates_by_rank: list[list[float]]) -> None:
@@ -71,9 +40,9 @@ class GlobalBatchModule(L.LightningModule):
 
     ``optimizer`` and ``scheduler`` are partials from the config (``_partial_: true``),
     bound here to the parameters and, where the scheduler takes ``total_steps``, to
-    the number of optimizer steps Lightning expects. Checkpoints carry each rank's
-    torch RNG state, restored just before the first batch after a resume, so dropout
-    continues exactly as if the run had not stopped.
+    the number of optimizer steps Lightning expects (the schedule's horizon). The
+    horizon is saved in checkpoints; a resume whose ``trainer.max_steps`` or
+    ``max_epochs`` gives another horizon is refused, since the schedule would jump.
     """
 
     def __init__(
@@ -88,7 +57,8 @@ class GlobalBatchModule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.scheduler_interval = scheduler_interval
         self.scheduler_monitor = scheduler_monitor
-        self._rng_states_to_restore: list[dict[str, Any]] | None = None
+        self.schedule_horizon: int | None = None
+        self._checkpoint_horizon: int | None = None
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())
@@ -96,12 +66,24 @@ class GlobalBatchModule(L.LightningModule):
             return optimizer
         kwargs = {}
         if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
-            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+            kwargs["total_steps"] = self.schedule_horizon = self._checked_horizon()
         scheduler = {"scheduler": self.scheduler_factory(optimizer, **kwargs), "interval": self.scheduler_interval}
         if self.scheduler_monitor:
             # not strict: a run stopped by max_steps mid-epoch ends without the validation it monitors
             scheduler.update(monitor=self.scheduler_monitor, strict=False)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def _checked_horizon(self) -> int:
+        horizon = int(self.trainer.estimated_stepping_batches)
+        if self._checkpoint_horizon not in (None, horizon):
+            raise UserError(
+                f"The checkpoint's learning-rate schedule spans {self._checkpoint_horizon} optimizer steps and this"
+                f" run's trainer.max_steps={self.trainer.max_steps} / trainer.max_epochs={self.trainer.max_epochs}"
+                f" give {horizon}: resuming would make the schedule jump. Resume with the trainer.max_steps and"
+                " trainer.max_epochs the run started with (a run that continues keeps its schedule), or start a"
+                " new run."
+            )
+        return horizon
 
     def on_train_start(self) -> None:
         # the LR each group was configured with, before any schedule multiplies it
@@ -122,21 +104,7 @@ class GlobalBatchModule(L.LightningModule):
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            state["cuda"] = torch.cuda.get_rng_state_all()
-        checkpoint["rng_states"] = gather_from_ranks(state)
+        checkpoint["schedule_horizon"] = self.schedule_horizon
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._rng_states_to_restore = checkpoint.get("rng_states")
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        states, self._rng_states_to_restore = self._rng_states_to_restore, None
-        state = this_ranks_entry(
-            states, self.trainer.world_size, "RNG states", "random draws (dropout) will not continue exactly"
-        )
-        if state is None:
-            return
-        torch.set_rng_state(state["torch"])
-        if "cuda" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
+        self._checkpoint_horizon = checkpoint.get("schedule_horizon")

@@ -1,0 +1,124 @@
+"""Stop signals (preemption, SLURM's warning, Ctrl-C) become a checkpoint at the next optimizer step."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from types import FrameType
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_info
+
+from lightning_template.batching.distributed import is_distributed
+from lightning_template.checkpointing.run_checkpoint import RunCheckpoint, at_step_boundary, validation_follows
+from lightning_template.errors import RunStopped
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+
+def _slurm_job_id() -> str | None:
+    array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    if array_job is not None:
+        return f"{array_job}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+def requeue_slurm_job() -> str:
+    """Put this SLURM job back in the queue (it restarts with the same command line); says what happened."""
+    job_id = _slurm_job_id()
+    if job_id is None:
+        return "not under SLURM: nothing requeued"
+    try:
+        result = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"scontrol requeue {job_id} failed ({err})"
+    if result.returncode:
+        return f"scontrol requeue {job_id} failed: {result.stderr.strip()}"
+    return f"SLURM job {job_id} requeued"
+
+
+class StopOnSignal(Callback):
+    """On SIGTERM, SIGUSR1 or SIGINT: finish the optimizer step, save ``last.ckpt``, stop with :class:`RunStopped`.
+
+    A signal arrives in the middle of anything (a forward pass, half an accumulation
+    window); saving there would not resume exactly, so the handler only records it and
+    the save happens at the next step boundary. Under DDP the signal may reach one rank
+    only (``kill`` on rank 0) or all of them at different moments, so the ranks agree at
+    every step boundary (a max over a CPU flag, through gloo: no device sync) and stop
+    at the same step; when a validation follows that step, they stop after it (and
+    after the checkpoint callback has ranked it). Lightning's own handlers are replaced while training runs: they
+    save in the middle of a step (SLURM) or stop without saving (SIGTERM). A second
+    Ctrl-C interrupts at once, without a checkpoint. Under SLURM, SIGUSR1 (sent ahead of
+    the time limit with ``--signal=USR1@90``) also requeues the job.
+    """
+
+    def __init__(self) -> None:
+        self._requested: int = 0
+        self._stop_after_validation: int = 0
+        self._previous: dict[int, Any] = {}
+        self._group: Any = None
+
+    def _request(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGINT and self._requested == signal.SIGINT:
+            raise KeyboardInterrupt
+        self._requested = self._requested or signum
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._requested = 0
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {signum: signal.signal(signum, self._request) for signum in STOP_SIGNALS}
+        if is_distributed() and torch.distributed.get_backend() != "gloo":
+            self._group = torch.distributed.new_group(backend="gloo")
+
+    def _agreed_request(self) -> int:
+        if not is_distributed():
+            return self._requested
+        flag = torch.tensor([self._requested], dtype=torch.int64)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX, group=self._group)
+        return int(flag.item())
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if not at_step_boundary(trainer):
+            return
+        signum = self._agreed_request()
+        if signum and validation_follows(trainer):
+            self._stop_after_validation = signum
+        elif signum:
+            self._stop(trainer, signum)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._stop_after_validation or trainer.sanity_checking:
+            return
+        checkpoint = trainer.checkpoint_callback
+        if isinstance(checkpoint, RunCheckpoint):
+            checkpoint.on_validation_end(trainer, pl_module)  # it runs after this callback: let it rank first
+        self._stop(trainer, self._stop_after_validation)
+
+    def _stop(self, trainer: L.Trainer, signum: int) -> None:
+        checkpoint = trainer.checkpoint_callback
+        if isinstance(checkpoint, RunCheckpoint):
+            path = checkpoint.save_resume_point(trainer)
+        else:
+            path = os.path.join(trainer.default_root_dir, "checkpoints", "last.ckpt")
+            trainer.save_checkpoint(path)
+        if signum == signal.SIGUSR1 and trainer.is_global_zero:
+            rank_zero_info(requeue_slurm_job())
+        raise RunStopped(signal.Signals(signum).name, trainer.global_step, path)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_handlers()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._restore_handlers()
+
+    def _restore_handlers(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}

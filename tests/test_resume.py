@@ -1,0 +1,282 @@
+"""Resume is exact on the path users run: every task's shipped experiment, with its schedule and callbacks.
+
+Real `fit` processes: stopped by SIGKILL at random moments, by stop signals, by a lost DDP
+rank; resumed with `ckpt_path=last`, on the same layout or another one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, TINY_BY_TASK, Completed, max_abs_difference
+from lightning_template.config import compose_fit
+
+pytestmark = pytest.mark.slow
+
+EXIT_STOPPED, EXIT_LOST_RANK = 75, 69
+
+# A global batch of 16 in every task (16 streams for the language model): 6 optimizer steps
+# per epoch of the tiny video and text sets, 36 of the tiny image set.
+SHIPPED = {task: [*tiny, "data.global_batch_size=16", "test_after_fit=false"] for task, tiny in TINY_BY_TASK.items()}
+TASKS = list(SHIPPED)
+SINGLE_ACCUMULATE_4 = ["trainer.accelerator=cpu", "trainer.devices=1", "data.micro_batch_size=4"]
+DDP_2 = ["trainer=ddp_cpu", "trainer.devices=2", "data.micro_batch_size=8"]
+
+
+def fit_command(run_dir: Path, *overrides: str) -> list[str]:
+    return [sys.executable, "-m", "lightning_template.fit", f"hydra.run.dir={run_dir}", *overrides]
+
+
+def start(run_dir: Path, *overrides: str) -> subprocess.Popen:
+    """A `fit` process in its own process group, its output in ``<run_dir>.log``."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    log = open(run_dir.with_suffix(".log"), "a")  # noqa: SIM115 (closed with the process)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "disabled"}
+    return subprocess.Popen(
+        fit_command(run_dir, *overrides), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def finish(proc: subprocess.Popen, run_dir: Path, timeout: float = 600) -> Completed:
+    proc.wait(timeout=timeout)
+    output = run_dir.with_suffix(".log").read_text()
+    return Completed(proc.returncode, output, "", run_dir)
+
+
+def run_to_end(run_dir: Path, *overrides: str) -> Completed:
+    done = finish(start(run_dir, *overrides), run_dir)
+    assert done.returncode == 0, done.output[-5000:]
+    return done
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"fit ended ({proc.returncode}) before {path} appeared"
+        assert time.monotonic() < deadline, f"{path} did not appear in {timeout} s"
+        time.sleep(0.05)
+
+
+def said(run: Completed) -> str:
+    """The run's output with line wrapping undone."""
+    return " ".join(run.output.split())
+
+
+def weights(run_dir: Path, name: str = "last.ckpt") -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / name, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+
+
+def keep_every(steps: int) -> list[str]:
+    """Keep a checkpoint s<step>.ckpt every ``steps`` optimizer steps (besides last.ckpt)."""
+    return [
+        f"callbacks.model_checkpoint.every_n_train_steps={steps}",
+        "callbacks.model_checkpoint.monitor=null",
+        "callbacks.model_checkpoint.save_top_k=-1",
+        r"callbacks.model_checkpoint.filename=s\{step:04d\}",
+    ]
+
+
+def exact_arithmetic(task: str) -> list[str]:
+    """float64, no dropout, and a norm that does not mix samples (group instead of batch norm)."""
+    norm = ["model.norm=group"] if compose_fit(SHIPPED[task]).model.get("norm") == "batch" else []
+    return ["trainer.precision=64-true", "model.dropout=0", *norm]
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("layout", ["single", pytest.param("ddp2", marks=pytest.mark.ddp)])
+def test_resuming_a_periodic_checkpoint_is_bit_identical(tmp_path, task, layout):
+    """The reproduction of the resume bug, on each task's shipped schedule and callbacks."""
+    common = [*SHIPPED[task], "trainer.max_steps=20", *keep_every(10), *(DDP_2 if layout == "ddp2" else [])]
+    straight = run_to_end(tmp_path / "straight", *common)
+    step_10 = straight.run_dir / "checkpoints" / "s0010.ckpt"
+    resumed = run_to_end(tmp_path / "resumed", *common, f"ckpt_path={step_10}")
+    assert max_abs_difference(weights(straight.run_dir, "s0010.ckpt"), weights(straight.run_dir)) > 1e-4
+    assert identical(weights(straight.run_dir), weights(resumed.run_dir))
+    # the check of the data position runs too: another global batch is refused
+    other_dir = tmp_path / "other"
+    other = finish(start(other_dir, *common, "data.global_batch_size=32", f"ckpt_path={step_10}"), other_dir)
+    assert other.returncode == 2 and "global_batch_size was 16 and is now 32" in said(other)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_sigkill_at_random_moments_then_ckpt_path_last_is_bit_identical(tmp_path, task):
+    """Three trials, each killed twice at random moments (start-up, training, checkpoint writes)."""
+    common = [*SHIPPED[task], "model.dropout=0.3", "trainer.max_steps=14", "ckpt_path=last"]
+    common.append("callbacks.model_checkpoint.every_n_train_steps=2")
+    began = time.monotonic()
+    reference = weights(run_to_end(tmp_path / "straight", *common).run_dir)
+    duration = time.monotonic() - began
+    draw = random.Random(f"{task}-kills")
+    for trial in range(3):
+        run_dir, kills = tmp_path / f"killed{trial}", 0
+        for delay in (draw.uniform(0.3, 1.0) * duration, draw.uniform(0.2, 0.8) * duration):
+            proc = start(run_dir, *common)
+            try:
+                proc.wait(timeout=delay)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                kills += 1
+        final = run_to_end(run_dir, *common)
+        assert identical(reference, weights(run_dir)), f"trial {trial} ({kills} kills) differs"
+        assert final.summary()["global_steps"] == 14
+
+
+@pytest.mark.ddp
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize(("first", "then"), [("ddp2", "single_acc4"), ("single_acc4", "ddp2")])
+def test_a_checkpoint_resumes_on_another_layout_of_the_same_global_batch(tmp_path, task, first, then):
+    """Stopped after 10 steps on 2 DDP processes, resumed on 1 process accumulating 4 (and the reverse)."""
+    layouts = {"ddp2": DDP_2, "single_acc4": SINGLE_ACCUMULATE_4}
+    common = [*SHIPPED[task], *exact_arithmetic(task), "trainer.max_steps=16", *keep_every(10)]
+    straight = run_to_end(tmp_path / "straight", *common, *layouts[first])
+    step_10 = straight.run_dir / "checkpoints" / "s0010.ckpt"
+    resumed = run_to_end(tmp_path / "resumed", *common, *layouts[then], f"ckpt_path={step_10}")
+    difference = max_abs_difference(weights(straight.run_dir), weights(resumed.run_dir))
+    assert difference < 1e-9, f"{task}: {first} -> {then} differs by {difference:.3g}"
+    assert max_abs_difference(weights(straight.run_dir), weights(straight.run_dir, "s0010.ckpt")) > 1e-4
+    assert resumed.output.count("Resuming on another layout") == 1
+    assert resumed.output.count("RNG streams of") == 1  # said once: per-process streams do not carry over
+
+
+TASK = TASKS[0]
+
+
+def test_a_crash_before_the_first_validation_leaves_a_checkpoint(tmp_path):
+    """every_n_train_steps writes last.ckpt from step N on, while the monitored metric is not logged yet."""
+    run_dir = tmp_path / "run"
+    proc = start(run_dir, *SHIPPED[TASK], "trainer.max_steps=200", "callbacks.model_checkpoint.every_n_train_steps=2")
+    wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["global_step"] >= 2 and checkpoint["global_step"] % 2 == 0
+    assert "val/acc" not in checkpoint["epoch_schedules"]["metrics"]  # no validation had run
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])
+def test_a_stop_signal_saves_at_a_step_and_the_run_continues_exactly(tmp_path, stop):
+    common = [*SHIPPED[TASK], "model.dropout=0.3", "trainer.max_steps=30", "ckpt_path=last"]
+    common.append("callbacks.model_checkpoint.every_n_train_steps=5")
+    reference = weights(run_to_end(tmp_path / "straight", *common).run_dir)
+    run_dir = tmp_path / "stopped"
+    proc = start(run_dir, *common)
+    wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
+    proc.send_signal(stop)
+    stopped = finish(proc, run_dir)
+    assert stopped.returncode == EXIT_STOPPED, stopped.output[-3000:]
+    assert f"Stopped: {stop.name} received" in said(stopped) and "ckpt_path=last" in said(stopped)
+    step = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"]
+    assert 5 <= step < 30 and not (run_dir / "summary.json").exists()
+    continued = run_to_end(run_dir, *common)
+    assert f"continuing from {run_dir / 'checkpoints' / 'last.ckpt'} (step {step})" in said(continued)
+    assert identical(reference, weights(run_dir))
+
+
+@pytest.mark.ddp
+def test_sigterm_to_rank_0_stops_every_ddp_rank_at_the_same_step(tmp_path):
+    common = [*SHIPPED[TASK], *DDP_2, "model.dropout=0.3", "trainer.max_steps=30", "ckpt_path=last"]
+    common.append("callbacks.model_checkpoint.every_n_train_steps=5")
+    reference = weights(run_to_end(tmp_path / "straight", *common).run_dir)
+    run_dir = tmp_path / "stopped"
+    proc = start(run_dir, *common)
+    wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
+    proc.send_signal(signal.SIGTERM)  # rank 0 only: rank 1 learns it at the next step boundary
+    stopped = finish(proc, run_dir, timeout=120)
+    assert stopped.returncode == EXIT_STOPPED, stopped.output[-3000:]
+    assert said(stopped).count("Stopped: SIGTERM received") == 1
+    run_to_end(run_dir, *common)
+    assert identical(reference, weights(run_dir))
+
+
+def child_pids(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.mark.ddp
+@pytest.mark.parametrize("lost", [1, 0])
+def test_a_lost_ddp_rank_ends_the_others_with_its_name_and_the_checkpoint(tmp_path, lost):
+    run_dir = tmp_path / "run"
+    common = [*SHIPPED[TASK], *DDP_2, "trainer.max_steps=100000", "trainer.max_epochs=1000"]
+    proc = start(run_dir, *common, "callbacks.model_checkpoint.every_n_train_steps=5")
+    wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
+    (rank_1,) = child_pids(proc.pid)
+    os.kill(rank_1 if lost == 1 else proc.pid, signal.SIGKILL)
+    began = time.monotonic()
+    if lost == 1:
+        done = finish(proc, run_dir, timeout=60)
+        assert done.returncode == EXIT_LOST_RANK, done.output[-3000:]
+    else:  # rank 1 is on its own now: it must end too
+        while Path(f"/proc/{rank_1}").exists() and time.monotonic() - began < 60:
+            time.sleep(0.1)
+        done = Completed(-9, run_dir.with_suffix(".log").read_text(), "", run_dir)
+        assert not Path(f"/proc/{rank_1}").exists()
+    assert time.monotonic() - began < 60
+    text = said(done)
+    assert f"DDP rank {lost} of 2 ended during training" in text and "ckpt_path=last" in text
+    assert str(run_dir / "checkpoints" / "last.ckpt") in text
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    common = [*SHIPPED[TASK], "trainer.max_steps=12", "ckpt_path=last", *keep_every(4)]
+    straight = run_to_end(tmp_path / "straight", *common)
+    checkpoints = straight.run_dir / "checkpoints"
+    run_dir = tmp_path / "damaged"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    for name in ("s0004.ckpt", "s0008.ckpt"):
+        (run_dir / "checkpoints" / name).write_bytes((checkpoints / name).read_bytes())
+    newest = (checkpoints / "s0012.ckpt").read_bytes()
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(newest[: len(newest) // 2])  # cut short
+    continued = run_to_end(run_dir, *common)
+    text = said(continued)
+    assert f"Skipping the damaged checkpoint {run_dir / 'checkpoints' / 'last.ckpt'}" in text
+    assert f"continuing from {run_dir / 'checkpoints' / 's0008.ckpt'} (step 8)" in text
+    assert identical(weights(straight.run_dir), weights(run_dir))
+
+
+def test_a_second_run_in_a_run_directory_is_refused_and_changes_nothing(tmp_path):
+    first = run_to_end(tmp_path / "run", *SHIPPED[TASK], "trainer.max_steps=3")
+    before = {path: path.read_bytes() for path in first.run_dir.rglob("*") if path.is_file()}
+    again = finish(start(first.run_dir, *SHIPPED[TASK], "trainer.max_steps=3"), first.run_dir)
+    assert again.returncode == 2 and "already holds a run" in said(again) and "ckpt_path=last" in said(again)
+    after = {path: path.read_bytes() for path in first.run_dir.rglob("*") if path.is_file()}
+    assert after == before
+
+
+def test_ckpt_path_last_without_a_checkpoint_starts_from_scratch_and_says_so(tmp_path):
+    run = run_to_end(tmp_path / "run", *SHIPPED[TASK], "trainer.max_steps=2", "ckpt_path=last")
+    assert "no checkpoint in" in said(run) and "starting from scratch" in said(run)
+    assert run.summary()["global_steps"] == 2 and run.summary()["resumed_from"] is None
+
+
+def test_resuming_with_another_schedule_horizon_is_refused(tmp_path):
+    first = run_to_end(tmp_path / "run", *SHIPPED[TASK], "trainer.max_steps=6")
+    longer = finish(start(first.run_dir, *SHIPPED[TASK], "trainer.max_steps=12", "ckpt_path=last"), first.run_dir)
+    assert longer.returncode == 2
+    assert "schedule spans 6 optimizer steps" in said(longer) and "give 12" in said(longer)
+
+
+def test_a_validation_at_the_final_step_is_ranked_among_the_best(tmp_path):
+    common = [*SHIPPED[TASK], "trainer.max_steps=8", "trainer.val_check_interval=4"]
+    run = run_to_end(tmp_path / "run", *common, "callbacks.model_checkpoint.save_top_k=2")
+    scores = {int(row["step"]) + 1: float(row["val/acc"]) for row in run.metrics() if row.get("val/acc")}
+    assert sorted(scores) == [4, 8]
+    ranked = sorted((run.run_dir / "checkpoints").glob("best-*.ckpt"))
+    assert [path.name[-11:-5] for path in ranked] == ["000004", "000008"]  # the final step's too
+    summary = run.summary()
+    assert summary["best_score"] == pytest.approx(max(scores.values()))
+    best_step = torch.load(summary["best_checkpoint"], weights_only=True)["global_step"]
+    assert scores[best_step] == max(scores.values())
