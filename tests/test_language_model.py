@@ -1,4 +1,5 @@
-"""The LSTM language model: carried hidden state, exact decompositions, exact resume, exact DDP perplexity.
+"""The LSTM language model: carried hidden state, exact decompositions, exact DDP perplexity
+(exact resume, for every task: test_resume.py).
 
 Real Trainers and real DDP processes (gloo on CPU), float64, on a tiny topic corpus.
 """
@@ -87,28 +88,6 @@ def test_every_decomposition_gives_the_same_weights(fit):
     # the comparison has teeth: a different global batch gives clearly different weights
     other = fit(*EXACT, "data.global_batch_size=8", "trainer.max_steps=5", name="global8")
     assert max_abs_difference(reference, other.weights()) > 1e-4
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("devices", ["single", "ddp"])
-@pytest.mark.ddp
-def test_resume_mid_epoch_is_bit_identical(fit, devices):
-    # a constant LR: a schedule depends on max_steps; dropout on, so RNG states must be restored too
-    layout = ["trainer=ddp_cpu", "trainer.devices=2", "data.micro_batch_size=4"]
-    common = [*EXACT, "model.dropout=0.3", "model.scheduler=null"]
-    common += layout if devices == "ddp" else ["data.micro_batch_size=8"]
-    straight = fit(*common, "trainer.max_steps=20", name="straight")
-    first_half = fit(*common, "trainer.max_steps=10", name="first")
-    checkpoint = torch.load(first_half.run_dir / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)
-    assert len(checkpoint["hidden_states"]) == (2 if devices == "ddp" else 1)
-    assert all(len(states) == 2 for states in checkpoint["hidden_states"])  # two slots per rank
-    resumed = fit(
-        *common, "trainer.max_steps=20", f"ckpt_path={first_half.run_dir}/checkpoints/last.ckpt", name="resumed"
-    )
-    # 6 windows per epoch: step 10 is mid-epoch 1, step 20 mid-epoch 3
-    assert max_abs_difference(first_half.weights(), straight.weights()) > 1e-3
-    straight_weights, resumed_weights = straight.weights(), resumed.weights()
-    assert all(straight_weights[k].equal(resumed_weights[k]) for k in straight_weights)
 
 
 @pytest.mark.slow

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, TINY_BY_TASK, Completed, max_abs_difference
 from lightning_template.config import compose_fit
+
+from conftest import ROOT, TINY_BY_TASK, Completed, max_abs_difference
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +43,12 @@ def start(run_dir: Path, *overrides: str) -> subprocess.Popen:
     log = open(run_dir.with_suffix(".log"), "a")  # noqa: SIM115 (closed with the process)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "disabled"}
     return subprocess.Popen(
-        fit_command(run_dir, *overrides), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        fit_command(run_dir, *overrides),
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -280,3 +286,30 @@ def test_a_validation_at_the_final_step_is_ranked_among_the_best(tmp_path):
     assert summary["best_score"] == pytest.approx(max(scores.values()))
     best_step = torch.load(summary["best_checkpoint"], weights_only=True)["global_step"]
     assert scores[best_step] == max(scores.values())
+
+
+@pytest.mark.ddp
+def test_the_torchrun_launcher_restarts_after_a_killed_worker_and_continues_exactly(tmp_path):
+    """scripts/torchrun_ddp.sh as a user runs it, on 2 CPU processes; one worker killed mid-training."""
+    common = [*SHIPPED[TASK], "data.micro_batch_size=8", "model.dropout=0.3", "trainer.max_steps=30"]
+    common.append("callbacks.model_checkpoint.every_n_train_steps=3")
+
+    def launch(run_dir: Path, port: int) -> subprocess.Popen:
+        env = {**os.environ, "GPUS": "2", "TRAINER": "ddp_cpu", "RUN_DIR": str(run_dir), "MASTER": f"localhost:{port}"}
+        log = open(run_dir.with_suffix(".log"), "a")  # noqa: SIM115 (closed with the process)
+        script = str(ROOT / "scripts" / "torchrun_ddp.sh")
+        return subprocess.Popen(["bash", script, *common], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    straight = launch(tmp_path / "straight", 29611)
+    assert straight.wait(timeout=600) == 0, (tmp_path / "straight.log").read_text()[-3000:]
+    run_dir = tmp_path / "restarted"
+    launcher = launch(run_dir, 29612)
+    wait_for(run_dir / "checkpoints" / "last.ckpt", launcher)
+    (torchrun,) = child_pids(launcher.pid)
+    workers = child_pids(torchrun)
+    assert len(workers) == 2
+    os.kill(workers[1], signal.SIGKILL)
+    assert launcher.wait(timeout=600) == 0, run_dir.with_suffix(".log").read_text()[-3000:]
+    text = " ".join(run_dir.with_suffix(".log").read_text().split())
+    assert "of 2 ended during training" in text and "ckpt_path=last: continuing from" in text
+    assert identical(weights(tmp_path / "straight"), weights(run_dir))

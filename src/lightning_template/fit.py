@@ -57,7 +57,9 @@ def run_fit(cfg: DictConfig) -> dict[str, Any]:
     resume = _start(cfg, run, output_dir)
 
     fit_started, steps_before = time.perf_counter(), resume.global_step if resume else 0
-    trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=str(resume.path) if resume else None)
+    # weights_only: a checkpoint holds tensors and plain data only, so no code from a pickle runs
+    ckpt_path = str(resume.path) if resume else None
+    trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=ckpt_path, weights_only=True)
     fit_seconds = time.perf_counter() - fit_started
 
     checkpoint = trainer.checkpoint_callback if isinstance(trainer.checkpoint_callback, ModelCheckpoint) else None

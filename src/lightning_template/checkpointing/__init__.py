@@ -3,9 +3,9 @@
 from lightning_template.checkpointing.atomic_io import AtomicCheckpointIO, atomic_torch_save
 from lightning_template.checkpointing.locate import CONTINUE, ResumePoint, resolve_resume_point
 from lightning_template.checkpointing.lost_rank import ReportLostRank
-from lightning_template.checkpointing.stop_signals import StopOnSignal
 from lightning_template.checkpointing.resume_state import ResumeState
 from lightning_template.checkpointing.run_checkpoint import RunCheckpoint
+from lightning_template.checkpointing.stop_signals import StopOnSignal
 
 __all__ = [
     "CONTINUE",

@@ -71,7 +71,7 @@ def holds_a_run(run_dir: Path) -> bool:
 
 
 def resolve_resume_point(ckpt_path: str | None, run_dir: Path, check_run_dir: bool = True) -> ResumePoint | None:
-    """What ``ckpt_path`` resumes from, refusing (where ``check_run_dir``) to start a second run over one in ``run_dir``.
+    """What ``ckpt_path`` resumes from; where ``check_run_dir``, refuse to start a second run in ``run_dir``.
 
     Only one process checks the run directory: under DDP the others start once it has
     written the run's config there.

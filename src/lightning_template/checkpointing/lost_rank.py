@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import re
 import socket
+import time
 from pathlib import Path
-from typing import Any
 
 import lightning.pytorch as L
 import torch
@@ -59,11 +59,21 @@ class ReportLostRank(Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._ranks = gather_from_ranks((socket.gethostname(), os.getpid()))
 
+    def _lost_ranks(self, patience: float = 3.0) -> list[int]:
+        """Ranks on this host whose process is gone (a killed process closes its sockets before it is gone)."""
+        host, me = socket.gethostname(), this_rank()
+        neighbours = [(r, pid) for r, (h, pid) in enumerate(self._ranks) if r != me and h == host]
+        deadline = time.monotonic() + patience
+        while True:
+            lost = [r for r, pid in neighbours if not process_alive(pid)]
+            if lost or time.monotonic() > deadline:
+                return lost
+            time.sleep(0.1)
+
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if trainer.world_size < 2 or not self._ranks or not is_lost_peer_error(exception):
             return
-        host, me = socket.gethostname(), this_rank()
-        lost = [r for r, (h, pid) in enumerate(self._ranks) if r != me and h == host and not process_alive(pid)]
+        lost = self._lost_ranks()
         if lost:
             who = f"DDP rank {', '.join(map(str, lost))} of {trainer.world_size} ended"
         else:
@@ -72,7 +82,8 @@ class ReportLostRank(Callback):
         detail = str(exception).strip().splitlines()[0][:160] if str(exception).strip() else type(exception).__name__
         print_paragraph(
             "Error",
-            f"{who} during training at step {trainer.global_step} ({detail}); rank {me} stops instead of waiting."
+            f"{who} during training at step {trainer.global_step} ({detail}); rank {this_rank()} stops instead of"
+            " waiting."
             f" Newest checkpoint: {checkpoint}. Continue with the same command plus ckpt_path=last (and the same"
             " hydra.run.dir), once the cause is fixed (out of memory, a failed node, a killed process).",
         )

@@ -43,9 +43,9 @@ def epoch_end_ahead(trainer: L.Trainer) -> bool:
 def step_epoch_plateau_schedulers(trainer: L.Trainer, epoch: int, metrics: dict[str, float]) -> None:
     """The end-of-epoch step of ReduceLROnPlateau-like schedulers, as Lightning does it, with ``metrics``."""
     for config in trainer.lr_scheduler_configs:
-        if config.reduce_on_plateau and config.interval == "epoch" and (epoch + 1) % config.frequency == 0:
-            if config.monitor in metrics:
-                config.scheduler.step(metrics[config.monitor])
+        due = config.reduce_on_plateau and config.interval == "epoch" and (epoch + 1) % config.frequency == 0
+        if due and config.monitor in metrics:
+            config.scheduler.step(metrics[config.monitor])
 
 
 def rescale_micro_batch_counters(loops: dict[str, Any], old_accumulate: int, new_accumulate: int) -> None:
@@ -152,7 +152,9 @@ class ResumeState(Callback):
             step_epoch_plateau_schedulers(trainer, epoch, metrics)  # Lightning skips it in a resumed epoch
             self._stepped_through = epoch
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if self._rng_state_to_restore is not None:
             _set_rng_state(self._rng_state_to_restore)
             self._rng_state_to_restore = None
