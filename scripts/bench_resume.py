@@ -86,7 +86,7 @@ def measure(task: str, args: argparse.Namespace, work: Path) -> dict[str, float 
         "task": task,
         "trials": args.trials,
         "kills": kills,
-        "max |dW|": worst,
+        "max abs dW": worst,
         "checkpoint MB": last.stat().st_size / 1e6,
         "save s": statistics.median(save_seconds),
         "load s": statistics.median(load_seconds),

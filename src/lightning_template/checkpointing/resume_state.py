@@ -80,7 +80,7 @@ class ResumeState(Callback):
     once in the log (data order and augmentation are keyed per sample, so they do).
     Lightning's micro-batch counters are converted to the new accumulation.
 
-    Epoch-end steps of plateau schedulers (the language model's): Lightning skips that
+    Epoch-end steps of plateau schedulers (ReduceLROnPlateau): Lightning skips that
     step at the end of an epoch it resumed in, and every checkpoint written at an epoch
     end (after its validation, or at ``on_train_epoch_end``) is written before it. So
     the checkpoint records through which epoch the step was taken and the metrics it
