@@ -37,11 +37,11 @@ def fit_command(run_dir: Path, *overrides: str) -> list[str]:
     return [sys.executable, "-m", "lightning_template.fit", f"hydra.run.dir={run_dir}", *overrides]
 
 
-def start(run_dir: Path, *overrides: str) -> subprocess.Popen:
+def start(run_dir: Path, *overrides: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     """A `fit` process in its own process group, its output in ``<run_dir>.log``."""
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     log = open(run_dir.with_suffix(".log"), "a")  # noqa: SIM115 (closed with the process)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "disabled"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "disabled", **(env or {})}
     return subprocess.Popen(
         fit_command(run_dir, *overrides),
         cwd=ROOT,
@@ -190,6 +190,30 @@ def test_a_stop_signal_saves_at_a_step_and_the_run_continues_exactly(tmp_path, s
     continued = run_to_end(run_dir, *common)
     assert f"continuing from {run_dir / 'checkpoints' / 'last.ckpt'} (step {step})" in said(continued)
     assert identical(reference, weights(run_dir))
+
+
+def test_sigusr1_under_slurm_requeues_the_job_after_saving(tmp_path):
+    """SLURM's time-limit warning: save at a step, then `scontrol requeue <job id>` (a stand-in scontrol here)."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "scontrol.calls"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    env = {"SLURM_JOB_ID": "4242", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    run_dir = tmp_path / "run"
+    proc = start(
+        run_dir,
+        *SHIPPED[TASK],
+        "trainer.max_steps=500",
+        "ckpt_path=last",
+        "callbacks.model_checkpoint.every_n_train_steps=5",
+        env=env,
+    )
+    wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
+    proc.send_signal(signal.SIGUSR1)
+    stopped = finish(proc, run_dir)
+    assert stopped.returncode == EXIT_STOPPED, stopped.output[-3000:]
+    assert calls.read_text().split() == ["requeue", "4242"]
+    assert "SLURM job 4242 requeued" in said(stopped)
 
 
 @pytest.mark.ddp
