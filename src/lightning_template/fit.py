@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_template.assembly import Run, build_run
-from lightning_template.checkpointing import ResumePoint, resolve_resume_point
+from lightning_template.checkpointing import CONTINUE, ResumePoint, resolve_resume_point
 from lightning_template.config import hydra_command
 from lightning_template.summary import print_summary
 
@@ -31,6 +33,11 @@ def _start(cfg: DictConfig, run: Run, output_dir: Path) -> ResumePoint | None:
     """Find what the run resumes from, then record its config and open its logs (continued when resuming)."""
     trainer = run.trainer
     resume = resolve_resume_point(cfg.get("ckpt_path"), output_dir, check_run_dir=trainer.is_global_zero)
+    if resume is None and cfg.get("ckpt_path") == CONTINUE and not _run_dir_given():
+        rank_zero_warn(
+            f"ckpt_path=last looked in {output_dir}, a new timestamped directory: to continue an earlier run,"
+            " give its directory as hydra.run.dir=<run dir>."
+        )
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
@@ -39,6 +46,13 @@ def _start(cfg: DictConfig, run: Run, output_dir: Path) -> ResumePoint | None:
             logger.continue_from(resume.global_step)
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     return resume
+
+
+def _run_dir_given() -> bool:
+    """Whether the command line chose the run directory (``hydra.run.dir=...``)."""
+    if not HydraConfig.initialized():
+        return True
+    return any(override.startswith("hydra.run.dir=") for override in HydraConfig.get().overrides.hydra)
 
 
 def _test_best(cfg: DictConfig, run: Run, best_path: str) -> dict[str, float]:
