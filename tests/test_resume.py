@@ -86,7 +86,12 @@ def identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 
 def keep_every(steps: int) -> list[str]:
-    """Keep a checkpoint s<step>.ckpt every ``steps`` optimizer steps (besides last.ckpt)."""
+    """Keep a checkpoint s<step>.ckpt every ``steps`` optimizer steps (besides last.ckpt).
+
+    ``monitor=null`` makes the top-k files a file per step; each holds the state last.ckpt
+    holds at that step. (The same guarantees on the shipped monitor: the kill and signal
+    tests, which continue from last.ckpt.)
+    """
     return [
         f"callbacks.model_checkpoint.every_n_train_steps={steps}",
         "callbacks.model_checkpoint.monitor=null",

@@ -51,7 +51,8 @@ class RunCheckpoint(ModelCheckpoint):
 
     def __init__(self, *args: Any, enable_version_counter: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, enable_version_counter=enable_version_counter, **kwargs)
-        self._resume_point_due = False
+        # a save waiting for the validation that follows its step: None, or whether it is a periodic one
+        self._due_after_validation: bool | None = None
         self._last_written_at: int | None = None  # the step of the newest last.ckpt
 
     def on_train_batch_end(
@@ -64,8 +65,11 @@ class RunCheckpoint(ModelCheckpoint):
         if not (periodic or final):
             return
         if validation_follows(trainer):
-            self._resume_point_due = True
-            return
+            self._due_after_validation = periodic
+        else:
+            self._save_step(trainer, periodic)
+
+    def _save_step(self, trainer: L.Trainer, periodic: bool) -> None:
         if periodic and self.monitor is None:
             self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
         self.save_resume_point(trainer)
@@ -99,9 +103,9 @@ class RunCheckpoint(ModelCheckpoint):
             )
             return
         super().on_validation_end(trainer, pl_module)
-        if self._resume_point_due and not trainer.sanity_checking:
-            self._resume_point_due = False
-            self.save_resume_point(trainer)
+        if self._due_after_validation is not None and not trainer.sanity_checking:
+            periodic, self._due_after_validation = self._due_after_validation, None
+            self._save_step(trainer, periodic)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not epoch_cut_short(trainer):
