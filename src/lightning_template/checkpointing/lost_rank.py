@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import time
 from pathlib import Path
@@ -73,6 +74,8 @@ class ReportLostRank(Callback):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if trainer.world_size < 2 or not self._ranks or not is_lost_peer_error(exception):
             return
+        for signum in (signal.SIGTERM, signal.SIGINT):  # a launcher stopping this rank now would cut the report
+            signal.signal(signum, signal.SIG_IGN)
         lost = self._lost_ranks()
         if lost:
             who = f"DDP rank {', '.join(map(str, lost))} of {trainer.world_size} ended"

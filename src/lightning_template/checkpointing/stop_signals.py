@@ -113,12 +113,8 @@ class StopOnSignal(Callback):
         raise RunStopped(signal.Signals(signum).name, trainer.global_step, path)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._restore_handlers()
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self._restore_handlers()
-
-    def _restore_handlers(self) -> None:
+        # After an exception, Lightning's teardown puts back the handlers from before the run. Until then this
+        # callback's stay: Lightning's SIGTERM handler runs a collective, which fails after a lost rank.
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
