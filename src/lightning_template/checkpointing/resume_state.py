@@ -40,6 +40,11 @@ def epoch_end_ahead(trainer: L.Trainer) -> bool:
     return epoch_done(trainer) and epochs.completed < epochs.ready
 
 
+def scalar_metrics(trainer: L.Trainer) -> dict[str, float]:
+    """The logged scalars a plateau scheduler may monitor, as plain floats."""
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if torch.as_tensor(v).numel() == 1}
+
+
 def step_epoch_plateau_schedulers(trainer: L.Trainer, epoch: int, metrics: dict[str, float]) -> None:
     """The end-of-epoch step of ReduceLROnPlateau-like schedulers, as Lightning does it, with ``metrics``."""
     for config in trainer.lr_scheduler_configs:
@@ -74,8 +79,8 @@ def rescale_micro_batch_counters(loops: dict[str, Any], old_accumulate: int, new
 class ResumeState(Callback):
     """Saves each rank's RNG state and the batch layout; on resume, adapts to the new layout.
 
-    The RNG states (dropout) are restored just before the first resumed batch: between
-    the restore and that batch, DataLoader iterators draw from the global generator.
+    The RNG states (dropout) are restored just before the first resumed batch, after
+    everything Lightning does between loading the checkpoint and training.
     On another number of processes, per-process RNG streams cannot carry over: said
     once in the log (data order and augmentation are keyed per sample, so they do).
     Lightning's micro-batch counters are converted to the new accumulation.
@@ -102,7 +107,7 @@ class ResumeState(Callback):
             "stepped_through": self._stepped_through,
             "epoch": trainer.current_epoch,
             "epoch_end_ahead": epoch_end_ahead(trainer),
-            "metrics": {k: float(v) for k, v in trainer.callback_metrics.items() if torch.as_tensor(v).numel() == 1},
+            "metrics": scalar_metrics(trainer),
         }
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
@@ -148,8 +153,8 @@ class ResumeState(Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch
         if trainer.fit_loop.restarting and epoch_done(trainer) and self._stepped_through < epoch:
-            metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.as_tensor(v).numel() == 1}
-            step_epoch_plateau_schedulers(trainer, epoch, metrics)  # Lightning skips it in a resumed epoch
+            # Lightning skips this step in an epoch it resumed in
+            step_epoch_plateau_schedulers(trainer, epoch, scalar_metrics(trainer))
             self._stepped_through = epoch
 
     def on_train_batch_start(
