@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lightning_template.data import cifar10
-from lightning_template.data.image_datamodule import Cifar10DataModule
+from lightning_template.tasks.cnn import cifar10
+from lightning_template.tasks.cnn.data import Cifar10DataModule
 from lightning_template.errors import UserError
 
 

@@ -7,7 +7,7 @@ import torch
 
 from lightning_template.batching.randomness import per_sample_uniforms
 from lightning_template.batching.sampler import SampleKey
-from lightning_template.data.image_dataset import ImageDataset
+from lightning_template.tasks.cnn.dataset import ImageDataset
 
 
 def make_dataset(augment: bool = True, seed: int = 0) -> ImageDataset:

@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch.optim import SGD
 
-from lightning_template.data.text_datamodule import SyntheticTextDataModule
-from lightning_template.models.language_model import LanguageModel
+from lightning_template.tasks.lm.data import SyntheticTextDataModule
+from lightning_template.tasks.lm.module import LanguageModel
 
 from conftest import TINY_BY_TASK, max_abs_difference
 

@@ -9,7 +9,7 @@ import torch
 from lightning_template.batching.datamodule import keep_batch
 from lightning_template.batching.layout import BatchLayout
 from lightning_template.batching.loader import ResumableLoader
-from lightning_template.batching.streams import EvalStreamSampler, StreamBatchSampler, TokenStreams
+from lightning_template.tasks.lm.streams import EvalStreamSampler, StreamBatchSampler, TokenStreams
 from lightning_template.errors import UserError
 
 

@@ -9,7 +9,7 @@ import pytest
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from lightning_template.errors import UserError
-from lightning_template.models.training_module import check_ranks_agree
+from lightning_template.training.module import check_ranks_agree
 from lightning_template.sweep.composition import check_overrides
 from lightning_template.sweep.optuna_sweep import SweepOptions, open_study
 from lightning_template.sweep.spec import override, parse_spec

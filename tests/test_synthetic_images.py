@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lightning_template.data.synthetic_images import CLASS_NAMES, make_synthetic_images
+from lightning_template.tasks.cnn.synthetic import CLASS_NAMES, make_synthetic_images
 
 
 def test_same_seed_same_images_other_seed_other_images():

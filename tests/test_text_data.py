@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lightning_template.data import text_corpus
-from lightning_template.data.synthetic_text import TopicProcess, unigram_nll
-from lightning_template.data.text_datamodule import SyntheticTextDataModule, TextFilesDataModule
+from lightning_template.tasks.lm import corpus as text_corpus
+from lightning_template.tasks.lm.synthetic import TopicProcess, unigram_nll
+from lightning_template.tasks.lm.data import SyntheticTextDataModule, TextFilesDataModule
 from lightning_template.errors import UserError
 
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "far", "away", "and", "then", "came", "back", "home"]

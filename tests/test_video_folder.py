@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lightning_template.data.video_folder import VideoFolderFrames, index_folder
+from lightning_template.tasks.video.folder import VideoFolderFrames, index_folder
 from lightning_template.errors import UserError
 
 av = pytest.importorskip("av")

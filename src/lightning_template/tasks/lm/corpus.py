@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightning_template.data.downloads import md5_of
+from lightning_template.downloads import md5_of
 from lightning_template.errors import UserError
 
 SPLIT_FILES = {"train": "train.txt", "valid": "valid.txt", "test": "test.txt"}

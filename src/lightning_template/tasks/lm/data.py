@@ -16,9 +16,9 @@ from torch.utils.data import DataLoader
 
 from lightning_template.batching.datamodule import GlobalBatchDataModule, keep_batch
 from lightning_template.batching.loader import ResumableLoader
-from lightning_template.batching.streams import EvalStreamSampler, StreamBatchSampler, TokenStreams
-from lightning_template.data import text_corpus
-from lightning_template.data.synthetic_text import TopicProcess, unigram_nll
+from lightning_template.tasks.lm.streams import EvalStreamSampler, StreamBatchSampler, TokenStreams
+from lightning_template.tasks.lm import corpus as corpora
+from lightning_template.tasks.lm.synthetic import TopicProcess, unigram_nll
 from lightning_template.errors import UserError
 
 
@@ -140,14 +140,14 @@ class TextFilesDataModule(TextDataModule):
 
     def __init__(self, *, corpus: str = "ptb", **kwargs) -> None:
         super().__init__(**kwargs)
-        if corpus not in text_corpus.SOURCES:
-            raise UserError(f"data.corpus={corpus!r} is not one of: {', '.join(text_corpus.SOURCES)}.")
+        if corpus not in corpora.SOURCES:
+            raise UserError(f"data.corpus={corpus!r} is not one of: {', '.join(corpora.SOURCES)}.")
         self.corpus = corpus
 
     def prepare_data(self) -> None:
         if self.download:
-            text_corpus.download(self.root, self.corpus)
+            corpora.download(self.root, self.corpus)
 
     def load_splits(self) -> tuple[dict[str, np.ndarray], int]:
-        corpus = text_corpus.read_corpus(self.root, self.corpus)
+        corpus = corpora.read_corpus(self.root, self.corpus)
         return corpus.splits, corpus.vocab_size

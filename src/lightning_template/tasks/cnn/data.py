@@ -10,9 +10,9 @@ from torch.utils.data import DataLoader
 
 from lightning_template.batching.datamodule import GlobalBatchDataModule
 from lightning_template.batching.loader import ResumableLoader
-from lightning_template.data import cifar10
-from lightning_template.data.image_dataset import ImageDataset
-from lightning_template.data.synthetic_images import make_synthetic_images
+from lightning_template.tasks.cnn import cifar10
+from lightning_template.tasks.cnn.dataset import ImageDataset
+from lightning_template.tasks.cnn.synthetic import make_synthetic_images
 from lightning_template.errors import UserError
 
 

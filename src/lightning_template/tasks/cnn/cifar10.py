@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightning_template.data.downloads import md5_of
+from lightning_template.downloads import md5_of
 from lightning_template.errors import UserError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"

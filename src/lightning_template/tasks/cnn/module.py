@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_template.metrics import ExactMean
-from lightning_template.models.resnet import BasicBlock, Norm, make_norm
-from lightning_template.models.training_module import GlobalBatchModule, OptimizerFactory
+from lightning_template.training.metrics import ExactMean
+from lightning_template.nets.residual import BasicBlock, Norm, make_norm
+from lightning_template.training.module import GlobalBatchModule, OptimizerFactory
 
 
 class SmallResNet(nn.Module):

@@ -120,7 +120,7 @@ def resize(frames: list[np.ndarray], size: int) -> Tensor:
 
 
 class VideoFolderFrames:
-    """A :class:`~lightning_template.data.video_clips.FrameSource` over indexed video files."""
+    """A :class:`~lightning_template.tasks.video.clips.FrameSource` over indexed video files."""
 
     def __init__(self, videos: Sequence[VideoFile], frame_size: int) -> None:
         self.videos = list(videos)

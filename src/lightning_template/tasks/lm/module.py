@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightning_template.batching.distributed import gather_from_ranks, this_rank
-from lightning_template.batching.streams import TokenWindow
+from lightning_template.tasks.lm.streams import TokenWindow
 from lightning_template.errors import UserError
-from lightning_template.metrics import ExactMean
-from lightning_template.models.training_module import GlobalBatchModule, OptimizerFactory
+from lightning_template.training.metrics import ExactMean
+from lightning_template.training.module import GlobalBatchModule, OptimizerFactory
 
 Hidden = tuple[Tensor, Tensor]
 

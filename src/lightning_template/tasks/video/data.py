@@ -16,9 +16,9 @@ from torch.utils.data import DataLoader
 
 from lightning_template.batching.datamodule import GlobalBatchDataModule
 from lightning_template.batching.loader import ResumableLoader
-from lightning_template.data import video_folder
-from lightning_template.data.synthetic_videos import CLASS_NAMES, make_synthetic_videos
-from lightning_template.data.video_clips import FrameOrder, FrameSource, InMemoryFrames, VideoClips
+from lightning_template.tasks.video import folder as video_folder
+from lightning_template.tasks.video.synthetic import CLASS_NAMES, make_synthetic_videos
+from lightning_template.tasks.video.clips import FrameOrder, FrameSource, InMemoryFrames, VideoClips
 from lightning_template.errors import UserError
 
 SPLITS = ("train", "val", "test")

@@ -1,1 +1,0 @@
-"""DataModules and datasets for the reference tasks."""

@@ -1,1 +1,0 @@
-"""Networks and LightningModules for the reference tasks."""
