@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--kills", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("overrides", nargs="*", help="fit overrides for every run, e.g. model.dropout=0.3")
+    parser.add_argument("overrides", nargs="*", help="fit overrides for every run, e.g. model.net.dropout=0.3")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as work:

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from lightning_template.data_description import DataDescription
+
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 PROBE_CLIPS = 4
 
@@ -52,16 +54,18 @@ def main() -> None:
     args = parser.parse_args()
     with initialize_config_dir(str(CONFIG_DIR), version_base=None):
         cfg = compose("fit", overrides=["experiment=video", *args.overrides])
-    num_classes = cfg.model.num_classes or 4
-    model = instantiate(cfg.model, num_classes=num_classes, _convert_="all")
     size = cfg.data.get("frame_size", 32)
-    per_clip = saved_bytes_per_clip(model, (cfg.data.clip_len, 3, size, size), num_classes)
+    num_classes = 4  # the head's size hardly changes the memory; no need to index a video folder for it
+    shape = (cfg.data.clip_len, 3, size, size)
+    description = DataDescription(item_shape=shape, classes=tuple(str(c) for c in range(num_classes)))
+    model = instantiate(cfg.model, data=description.as_dict(), _convert_="all")
+    per_clip = saved_bytes_per_clip(model, shape, num_classes)
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     budget = args.gpu_gib * 2**30 * args.headroom - 4 * weights  # weights, gradients, two Adam moments
     global_batch = cfg.data.global_batch_size
     fitting = max(1, int(budget // per_clip))
     micro = max(m for m in range(1, global_batch + 1) if global_batch % m == 0 and m <= fitting)
-    print(f"clip: {cfg.data.clip_len} frames x 3 x {size} x {size}, model widths {list(cfg.model.widths)}")
+    print(f"clip: {cfg.data.clip_len} frames x 3 x {size} x {size}, model widths {list(cfg.model.net.widths)}")
     print(f"activation memory per training clip: {per_clip / 2**20:.2f} MiB (float32, saved for backward)")
     print(
         f"parameters: {weights / 2**20:.2f} MiB; about {fitting} clips fit in {args.headroom:.0%} of {args.gpu_gib} GiB"

@@ -12,44 +12,29 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
-# Small, fast settings of each task's embedded experiment, for runs whose point is the
-# mechanics, not the accuracy.
+
+
+def _default_task() -> str:
+    """The task of the experiment ``fit`` runs by default (configs/fit.yaml)."""
+    defaults = yaml.safe_load((CONFIG_DIR / "fit.yaml").read_text())["defaults"]
+    return next(entry["experiment"] for entry in defaults if isinstance(entry, dict) and "experiment" in entry)
+
+
+# Each task's small, fast settings (tests/tasks/<task>/tiny.yaml), for runs whose point is
+# the mechanics, not the accuracy; what every task shares (fit, tune, sweep) is tested
+# through the default experiment's task.
 TINY_BY_TASK = {
-    # >>> cnn
-    "cnn": ["experiment=cnn", "data.num_train=640", "data.num_test=64", "model.widths=[8,16]", *QUIET],
-    # <<< cnn
-    # >>> lm
-    "lm": [  # 16 streams of 61 tokens: 6 windows of 10 per epoch
-        "experiment=lm",
-        "data.num_train=976",
-        "data.num_valid=410",
-        "data.num_test=410",
-        "data.bptt=10",
-        "data.eval_batch_size=4",
-        "model.embedding_size=16",
-        "model.hidden_size=16",
-        *QUIET,
-    ],
-    # <<< lm
-    # >>> video
-    "video": [
-        "experiment=video",
-        "data.num_train=24",  # about 100 clips: a global batch of 64 fits (the video sweep's largest)
-        "data.num_val=4",
-        "data.num_test=4",
-        "model.widths=[8,16]",
-        "model.hidden_size=16",
-        *QUIET,
-    ],
-    # <<< video
+    path.parent.name: [*yaml.safe_load(path.read_text()), *QUIET]
+    for path in sorted((ROOT / "tests" / "tasks").glob("*/tiny.yaml"))
 }
-# What every task shares (fit, tune, sweep) is tested through the project's first task.
-TASK, TINY = next(iter(TINY_BY_TASK.items()))
+TASK = _default_task()
+TINY = TINY_BY_TASK[TASK]
 
 
 @dataclass

@@ -8,6 +8,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from lightning_template.config import compose_fit
+from lightning_template.data_description import DataDescription
 
 from conftest import CONFIG_DIR, ROOT, TASK
 
@@ -35,11 +36,9 @@ USER_OVERRIDES = [
     "trainer.gradient_clip_val=1.0",
     "seed=3",
     "ckpt_path=/tmp/x.ckpt",
-    "data.root=/tmp/data",
-    "data.download=true",
     "data.global_batch_size=64",
     "data.micro_batch_size=16",
-    "model.norm=group",
+    "model.net.norm=group",
     "model.optimizer.lr=0.05",
 ]
 
@@ -54,12 +53,13 @@ def resolved(cfg) -> dict:
     return OmegaConf.to_container(job, resolve=True)
 
 
-# The model norms other than group (the LSTM normalises per token: none or layer).
-NORM_OF_MODEL = {
-    # >>> lm
-    "lstm": "layer",
-    # <<< lm
-}
+# ... and, for data read from files (a data config with a root), these too.
+FILE_OVERRIDES = ["data.root=/tmp/data", "data.download=true"]
+
+
+def other_norm(experiment: str) -> str:
+    """A norm the experiment's network takes besides its own: group for convolutions, layer where it has none."""
+    return "layer" if compose_fit([f"experiment={experiment}"]).model.net.norm == "none" else "group"
 
 
 def test_the_experiment_list_is_what_the_readme_documents():
@@ -74,13 +74,15 @@ def test_the_experiment_list_is_what_the_readme_documents():
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 @pytest.mark.parametrize("trainer", TRAINERS)
 def test_user_overrides_apply_without_plus(experiment, trainer):
-    norm = NORM_OF_MODEL.get(compose_fit([f"experiment={experiment}"]).hydra.runtime.choices.model, "group")
-    overrides = [o.replace("model.norm=group", f"model.norm={norm}") for o in USER_OVERRIDES]
+    norm = other_norm(experiment)
+    overrides = [o.replace("model.net.norm=group", f"model.net.norm={norm}") for o in USER_OVERRIDES]
+    reads_files = "root" in compose_fit([f"experiment={experiment}"]).data
+    overrides += FILE_OVERRIDES if reads_files else []
     cfg = resolved(compose_fit([f"experiment={experiment}", f"trainer={trainer}", *overrides]))
     assert cfg["trainer"]["max_steps"] == 7 and cfg["trainer"]["precision"] == "bf16-mixed"
     assert cfg["trainer"]["use_distributed_sampler"] is False
-    assert cfg["data"]["micro_batch_size"] == 16 and cfg["data"]["root"] == "/tmp/data"
-    assert cfg["model"]["optimizer"]["lr"] == 0.05 and cfg["model"]["norm"] == norm
+    assert cfg["data"]["micro_batch_size"] == 16 and cfg["data"].get("root", "/tmp/data") == "/tmp/data"
+    assert cfg["model"]["optimizer"]["lr"] == 0.05 and cfg["model"]["net"]["norm"] == norm
     assert cfg["ckpt_path"] == "/tmp/x.ckpt" and cfg["data"]["seed"] == 3
 
 
@@ -99,14 +101,30 @@ def test_each_experiment_builds_its_datamodule_and_model(experiment, debug):
     cfg = compose_fit([f"experiment={experiment}", *([f"debug={debug}"] if debug else [])])
     resolved(cfg)  # sets the Hydra runtime values the config refers to
     datamodule = instantiate(cfg.data, _convert_="all")
-    model = instantiate(cfg.model, _convert_="all")
     assert datamodule.global_batch_size == cfg.data.global_batch_size
-    lazy = getattr(model, "net", True) is None  # built in configure_model, once the data gives the vocabulary
-    assert lazy or sum(p.numel() for p in model.parameters()) > 10_000
+    model = instantiate(cfg.model, data=description_for(experiment).as_dict(), _convert_="all")
+    assert sum(p.numel() for p in model.parameters()) > 10_000
+
+
+def description_for(experiment: str) -> DataDescription:
+    """The experiment's data description; for data read from files (not here), that of the embedded data of
+    an experiment with the same model."""
+    cfg = compose_fit([f"experiment={experiment}"])
+    if "root" in cfg.data:
+        model = cfg.hydra.runtime.choices.model
+        experiment = next(
+            e
+            for e in EXPERIMENTS
+            if "root" not in (other := compose_fit([f"experiment={e}"])).data
+            and other.hydra.runtime.choices.model == model
+        )
+        cfg = compose_fit([f"experiment={experiment}"])
+    resolved(cfg)
+    return instantiate(cfg.data, _convert_="all").describe()
 
 
 def test_run_directory_defaults_to_runs_experiment_date():
     cfg = compose_fit()  # the default experiment: the project's first task
     job = resolved(cfg)
     assert cfg.hydra.run.dir.startswith(f"runs/{TASK}/20")
-    assert job["experiment_name"] == TASK and job["data"]["root"].startswith("data")
+    assert job["experiment_name"] == TASK and job["paths"]["data_dir"].startswith("data")

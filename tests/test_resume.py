@@ -102,8 +102,8 @@ def keep_every(steps: int) -> list[str]:
 
 def exact_arithmetic(task: str) -> list[str]:
     """float64, no dropout, and a norm that does not mix samples (group instead of batch norm)."""
-    norm = ["model.norm=group"] if compose_fit(SHIPPED[task]).model.get("norm") == "batch" else []
-    return ["trainer.precision=64-true", "model.dropout=0", *norm]
+    norm = ["model.net.norm=group"] if compose_fit(SHIPPED[task]).model.net.get("norm") == "batch" else []
+    return ["trainer.precision=64-true", "model.net.dropout=0", *norm]
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -125,7 +125,7 @@ def test_resuming_a_periodic_checkpoint_is_bit_identical(tmp_path, task, layout)
 @pytest.mark.parametrize("task", TASKS)
 def test_sigkill_at_random_moments_then_ckpt_path_last_is_bit_identical(tmp_path, task):
     """Three trials, each killed twice at random moments (start-up, training, checkpoint writes)."""
-    common = [*SHIPPED[task], "model.dropout=0.3", "trainer.max_steps=14", "ckpt_path=last"]
+    common = [*SHIPPED[task], "model.net.dropout=0.3", "trainer.max_steps=14", "ckpt_path=last"]
     common.append("callbacks.model_checkpoint.every_n_train_steps=2")
     began = time.monotonic()
     reference = weights(run_to_end(tmp_path / "straight", *common).run_dir)
@@ -180,7 +180,7 @@ def test_a_crash_before_the_first_validation_leaves_a_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])
 def test_a_stop_signal_saves_at_a_step_and_the_run_continues_exactly(tmp_path, stop):
-    common = [*SHIPPED[TASK], "model.dropout=0.3", "trainer.max_steps=30", "ckpt_path=last"]
+    common = [*SHIPPED[TASK], "model.net.dropout=0.3", "trainer.max_steps=30", "ckpt_path=last"]
     common.append("callbacks.model_checkpoint.every_n_train_steps=5")
     reference = weights(run_to_end(tmp_path / "straight", *common).run_dir)
     run_dir = tmp_path / "stopped"
@@ -223,7 +223,7 @@ def test_sigusr1_under_slurm_requeues_the_job_after_saving(tmp_path):
 
 @pytest.mark.ddp
 def test_sigterm_to_rank_0_stops_every_ddp_rank_at_the_same_step(tmp_path):
-    common = [*SHIPPED[TASK], *DDP_2, "model.dropout=0.3", "trainer.max_steps=30", "ckpt_path=last"]
+    common = [*SHIPPED[TASK], *DDP_2, "model.net.dropout=0.3", "trainer.max_steps=30", "ckpt_path=last"]
     common.append("callbacks.model_checkpoint.every_n_train_steps=5")
     reference = weights(run_to_end(tmp_path / "straight", *common).run_dir)
     run_dir = tmp_path / "stopped"
@@ -320,7 +320,7 @@ def test_a_validation_at_the_final_step_is_ranked_among_the_best(tmp_path):
 @pytest.mark.ddp
 def test_the_torchrun_launcher_restarts_after_a_killed_worker_and_continues_exactly(tmp_path):
     """scripts/torchrun_ddp.sh as a user runs it, on 2 CPU processes; one worker killed mid-training."""
-    common = [*SHIPPED[TASK], "data.micro_batch_size=8", "model.dropout=0.3", "trainer.max_steps=30"]
+    common = [*SHIPPED[TASK], "data.micro_batch_size=8", "model.net.dropout=0.3", "trainer.max_steps=30"]
     common.append("callbacks.model_checkpoint.every_n_train_steps=3")
 
     def launch(run_dir: Path, port: int) -> subprocess.Popen:

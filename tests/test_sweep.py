@@ -1,4 +1,8 @@
-"""The `sweep` command for real: Optuna studies of real `fit` processes, resumed, in parallel, under DDP."""
+"""The `sweep` command for real: Optuna studies of real `fit` processes, resumed, in parallel, under DDP.
+
+Trials are read from their monitor history, so they are also checked under loggers other
+than the CSV one, and the history itself across a resume with a real Trainer.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,19 @@ import csv
 import re
 from pathlib import Path
 
+import lightning.pytorch as L
 import optuna
 import pytest
 import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.demos.boring_classes import BoringModel
 from optuna.trial import TrialState
 
+from lightning_template.monitor_history import MonitorHistory, history_path, read_history
 from lightning_template.sweep.optuna_sweep import SweepOptions, open_study, storage_url
 from lightning_template.sweep.spec import load_spec
 
 from conftest import TASK, TINY, run_module
-
-pytestmark = pytest.mark.slow
 
 SHORT = [*TINY, "trainer.max_epochs=2", "trainer.val_check_interval=1.0"]
 SHIPPED = load_spec(TASK)  # the project's first task's sweep file, configs/sweep/<task>.yaml
@@ -38,6 +44,7 @@ def write_sweep(path: Path, parameters: dict) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_sweep_finishes_prints_the_best_and_resumes_in_parallel(tmp_path):
     first = sweep(tmp_path, TASK, "--n-trials", "4", *SHORT)
     study = load(tmp_path, SHIPPED.name)
@@ -67,6 +74,7 @@ def test_sweep_finishes_prints_the_best_and_resumes_in_parallel(tmp_path):
         assert float(table[trial.number][SHIPPED.metric]) == pytest.approx(trial.value)
 
 
+@pytest.mark.slow
 @pytest.mark.ddp
 def test_ddp_trial_trains_one_lr_on_both_ranks(tmp_path):
     config = write_sweep(tmp_path / "ddp.yaml", {"model.optimizer.lr": {"values": [0.0375]}})
@@ -80,6 +88,7 @@ def test_ddp_trial_trains_one_lr_on_both_ranks(tmp_path):
     assert "Learning rate 0.0375 on all 2 ranks" in log
 
 
+@pytest.mark.slow
 def test_a_crashing_trial_is_marked_failed_and_the_sweep_goes_on(tmp_path):
     config = write_sweep(tmp_path / "crash.yaml", {"data.micro_batch_size": {"values": [7, 16]}})
     run = sweep(tmp_path, str(config), *TINY, "trainer.max_epochs=1", "data.global_batch_size=32")
@@ -90,6 +99,7 @@ def test_a_crashing_trial_is_marked_failed_and_the_sweep_goes_on(tmp_path):
     assert "micro_batch_size=7 -> fail: fit exited with status 2" in run.stdout
 
 
+@pytest.mark.slow
 def test_a_trailing_trial_is_pruned_at_its_first_validation(tmp_path):
     config = write_sweep(tmp_path / "prune.yaml", {"model.optimizer.lr": {"values": [1e-7, 0.1]}})
     overrides = [*TINY, "trainer.max_epochs=5"]
@@ -111,3 +121,58 @@ def test_a_trailing_trial_is_pruned_at_its_first_validation(tmp_path):
     assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [0]
     assert "pruned after validation 1" in run.stdout
     assert not (tmp_path / f"trial_{trial.number:04d}" / "summary.json").exists()  # stopped, not finished
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("logger", ["wandb", "null"])
+def test_trials_are_read_whatever_the_logger(tmp_path, logger):
+    """No CSV logger (W&B is disabled in the tests' environment): the metric comes from the monitor history."""
+    config = write_sweep(tmp_path / "loggers.yaml", {"model.optimizer.lr": {"values": [0.05]}})
+    run = sweep(
+        tmp_path, str(config), *TINY, "trainer.max_epochs=1", "trainer.val_check_interval=0.5", f"logger={logger}"
+    )
+    (trial,) = load(tmp_path, "loggers").trials
+    assert trial.state == TrialState.COMPLETE, run.output[-3000:]
+    run_dir = tmp_path / "trial_0000"
+    assert not list(run_dir.rglob("metrics.csv"))
+    values = [line[SHIPPED.metric] for line in read_history(history_path(run_dir))]
+    assert len(values) == 2 and trial.intermediate_values == dict(enumerate(values)) and trial.value == values[-1]
+    assert f"Best trial 0: {SHIPPED.metric} = {trial.value:.6g}" in run.stdout
+
+
+class ValidationLoss(BoringModel):
+    """Lightning's smallest model, logging a validation metric (its SGD starts at LR 0.1, divided by 10 each epoch)."""
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/loss", self.step(batch))
+
+
+def fit_boring(root: Path, max_epochs: int, ckpt_path: Path | None = None) -> list[dict]:
+    """Fit with a checkpoint per epoch (``epoch=N.ckpt``); return the monitor history it leaves."""
+    trainer = L.Trainer(
+        default_root_dir=root,
+        max_epochs=max_epochs,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        callbacks=[MonitorHistory(), ModelCheckpoint(dirpath=root, filename="{epoch}", save_top_k=-1)],
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(ValidationLoss(), ckpt_path=ckpt_path, weights_only=False)
+    return read_history(history_path(root))
+
+
+def test_monitor_history_continues_a_resumed_run_as_if_uninterrupted(tmp_path):
+    first = fit_boring(tmp_path, max_epochs=2)
+    assert [(line["epoch"], line["step"]) for line in first] == [(0, 2), (1, 4)]  # no line for the sanity check
+    assert all(line["base_lr"] == 0.1 and "val/loss" in line for line in first)  # the LR before its schedule
+    with history_path(tmp_path).open("a") as handle:
+        handle.write('{"epoch": 2, "st')  # killed while writing
+    assert read_history(history_path(tmp_path)) == first
+
+    # resumed after epoch 0: the first attempt's epoch 1 and its partial line are replaced by this attempt's
+    resumed = fit_boring(tmp_path, max_epochs=3, ckpt_path=tmp_path / "epoch=0.ckpt")
+    assert [(line["epoch"], line["step"]) for line in resumed] == [(0, 2), (1, 4), (2, 6)]
+    assert resumed[0] == first[0] and all(line["base_lr"] == 0.1 for line in resumed)

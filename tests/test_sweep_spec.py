@@ -9,10 +9,10 @@ import pytest
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from lightning_template.errors import UserError
-from lightning_template.training.module import check_ranks_agree
 from lightning_template.sweep.composition import check_overrides
 from lightning_template.sweep.optuna_sweep import SweepOptions, open_study
 from lightning_template.sweep.spec import override, parse_spec
+from lightning_template.training.module import check_ranks_agree
 
 from conftest import TASK
 
@@ -49,12 +49,12 @@ def test_valid_file_reads_constants_and_searched_parameters():
 
 
 def test_overrides_are_what_wandbs_agent_passes():
-    spec = spec_with(**{"param:model.widths": {"value": [8, 16]}, "param:trainer.deterministic": {"value": True}})
+    spec = spec_with(**{"param:model.net.widths": {"value": [8, 16]}, "param:trainer.deterministic": {"value": True}})
     values = {"data.global_batch_size": 64, "model.optimizer.lr": 0.0123}
     ours = spec.overrides(values)
     agents = create_sweep_command_args({"args": {k: {"value": v} for k, v in {**spec.fixed, **values}.items()}})
     assert sorted(ours) == sorted(agents["args_no_hyphens"])
-    assert override("model.widths", [8, 16]) == "model.widths=[8, 16]" and "trainer.deterministic=True" in ours
+    assert override("model.net.widths", [8, 16]) == "model.net.widths=[8, 16]" and "trainer.deterministic=True" in ours
 
 
 def test_command_line_overrides_replace_constants():
@@ -70,7 +70,7 @@ def test_command_line_overrides_replace_constants():
         ({"metric": {"name": "val/acc"}}, "metric must name the logged metric"),
         ({"param:model": {"parameters": {"norm": {"values": ["group"]}}}}, "Use flat dotted names"),
         ({"param:model.scheduler": {"value": None}}, "write the text null"),
-        ({"param:model.dropout": {"distribution": "normal", "mu": 0, "sigma": 1}}, "distribution 'normal'"),
+        ({"param:model.net.dropout": {"distribution": "normal", "mu": 0, "sigma": 1}}, "distribution 'normal'"),
         ({"param:model.optimizer.lr": {"distribution": "log_uniform_values", "min": 0, "max": 1}}, "positive"),
         ({"param:model.optimizer.lr": {"min": 1.0, "max": 0.1}}, "needs numbers min < max"),
         ({"method": "grid"}, "method=grid needs values: lists, but model.optimizer.lr give a range"),

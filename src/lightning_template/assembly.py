@@ -5,6 +5,7 @@ Shared by every command, so ``fit``, ``tune`` and sweeps train exactly the same 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -19,8 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 from lightning_template.batching.datamodule import GlobalBatchDataModule
 from lightning_template.batching.layout import BatchLayout
 from lightning_template.checkpointing import AtomicCheckpointIO, ReportLostRank, ResumeState, StopOnSignal
+from lightning_template.data_description import DataDescription
 from lightning_template.errors import UserError
 from lightning_template.lr_scaling import scaled_lr
+from lightning_template.monitor_history import MonitorHistory
 
 
 @dataclass
@@ -60,7 +63,13 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     trainer_cfg.pop("accumulate_grad_batches", None)
     trainer_cfg.update(overrides)
     trainer_cfg["strategy"] = _with_timeout(trainer_cfg.get("strategy", "auto"), cfg.get("ddp_timeout_seconds"))
-    callbacks = [*_instantiate_all(cfg.get("callbacks")), ResumeState(), StopOnSignal(), ReportLostRank()]
+    callbacks = [
+        *_instantiate_all(cfg.get("callbacks")),
+        ResumeState(),
+        StopOnSignal(),
+        ReportLostRank(),
+        MonitorHistory(),
+    ]
     loggers = _instantiate_all(cfg.get("logger")) or False
     try:
         return instantiate(
@@ -99,15 +108,31 @@ def _model_config(cfg: DictConfig, global_batch_size: int) -> DictConfig:
     return model_cfg
 
 
+def describe_data(datamodule: GlobalBatchDataModule) -> DataDescription:
+    """Fetch the data where asked, then say what the model must know of it.
+
+    The model is built from the description before training, so the data is prepared
+    here, by the first process of a machine (as Lightning's ``prepare_data`` would be).
+    Processes that a launcher starts beside it (torchrun, SLURM) describe what is on
+    disk: fetch data there once, before such a launch, when ``data.download=true``.
+    """
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        datamodule.prepare_data()
+    return datamodule.describe()
+
+
 def build_run(cfg: DictConfig, **trainer_overrides: Any) -> Run:
     """Seed, build the three parts, and give the Trainer the accumulation the batch sizes imply."""
     datamodule = instantiate(cfg.data, _convert_="all")
     trainer = build_trainer(cfg, **trainer_overrides)
+    description = describe_data(datamodule)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     # Parameters are created in the training precision: built in float32 and cast
     # later, a float64 checkpoint would be rounded through float32 on resume.
     with trainer.init_module():
-        model = instantiate(_model_config(cfg, datamodule.global_batch_size), _convert_="all")
+        model = instantiate(
+            _model_config(cfg, datamodule.global_batch_size), data=description.as_dict(), _convert_="all"
+        )
     layout = datamodule.resolve_layout(trainer.world_size, cfg.trainer.get("accumulate_grad_batches"))
     trainer.accumulate_grad_batches = layout.accumulate_grad_batches
     _check_window_limits(trainer, layout)

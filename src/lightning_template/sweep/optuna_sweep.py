@@ -161,7 +161,9 @@ def objective_for(spec: SweepSpec, sweep_dir: Path, extra: list[str]):
             raise TrialFailed(trial.user_attrs["error"])
         if not outcome.values:
             logged = ", ".join(logged_metrics(run_dir)) or "nothing"
-            reason = f"{spec.metric} was never logged (logged: {logged}); check metric.name in {spec.path}"
+            reason = (
+                f"{spec.metric} was never logged at a validation (logged: {logged}); check metric.name in {spec.path}"
+            )
             trial.set_user_attr("error", reason)
             raise TrialFailed(reason)
         if not is_finite(outcome.final):

@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.table import Table
 
-from lightning_template.lr_scaling import scaled_lr
+from lightning_template.monitor_history import history_path, read_history
 from lightning_template.sweep.spec import SweepSpec, fit_command_line
 
 
 def lr_used(trial: FrozenTrial) -> float | None:
-    """The learning rate the trial trained with (after ``lr_scaling``), from its resolved config."""
-    path = Path(trial.user_attrs.get("run_dir", "")) / "config.yaml"
-    if not path.is_file():
-        return None
-    cfg = yaml.safe_load(path.read_text())
-    lr = (cfg.get("model") or {}).get("optimizer", {}).get("lr")
-    if lr is None:
-        return None
-    return scaled_lr(lr, cfg["data"]["global_batch_size"], cfg.get("lr_reference_batch_size"), cfg.get("lr_scaling"))
+    """The learning rate the trial trained with (after ``lr_scaling``), as its monitor history recorded it."""
+    run_dir = trial.user_attrs.get("run_dir")
+    history = read_history(history_path(run_dir)) if run_dir else []
+    return next((line["base_lr"] for line in history if "base_lr" in line), None)
 
 
 def _fmt(value: Any) -> str:
@@ -116,52 +111,68 @@ def plot(study: optuna.Study, spec: SweepSpec, png: Path) -> None:
     """Objective against the x parameter coloured by the colour parameter, and the optimisation history."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # no display needed: the sweep may run on a server
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
-    x_name, colour_name = _axes_parameters(spec)
-    figure, (scatter, history) = plt.subplots(1, 2, figsize=(12, 4.5))
-    trials = [t for t in study.trials if _result(t) is not None]
-    if x_name:
-        groups = sorted({t.params.get(colour_name) for t in trials}, key=_order) if colour_name else [None]
-        for index, group in enumerate(groups):
-            members = [t for t in trials if colour_name is None or t.params.get(colour_name) == group]
-            for state, marker, fill in ((TrialState.COMPLETE, "o", True), (TrialState.PRUNED, "x", False)):
-                chosen = [t for t in members if t.state == state and x_name in t.params]
-                if not chosen:
-                    continue
-                label = f"{colour_name}={group}" if colour_name else None
-                label = label if state == TrialState.COMPLETE else (f"{label} (pruned)" if label else "pruned")
-                scatter.scatter(
-                    [t.params[x_name] for t in chosen],
-                    [_result(t) for t in chosen],
-                    marker=marker,
-                    color=f"C{index}",
-                    label=label,
-                    alpha=1.0 if fill else 0.7,
-                )
-        if next((p for p in spec.searched if p.name == x_name and p.log), None):
-            scatter.set_xscale("log")
-        scatter.set_xlabel(x_name)
-        scatter.set_ylabel(spec.metric)
-        scatter.set_title(f"{spec.metric} by {x_name}" + (f", coloured by {colour_name}" if colour_name else ""))
-        if scatter.get_legend_handles_labels()[0]:
-            scatter.legend(fontsize=7, loc="best")
-    completed = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    if completed:
-        best = max if spec.goal == "maximize" else min
-        running, best_so_far = [], None
-        for t in completed:
-            best_so_far = t.value if best_so_far is None else best(best_so_far, t.value)
-            running.append(best_so_far)
-        history.plot([t.number for t in completed], [t.value for t in completed], "o", label="trial")
-        history.step([t.number for t in completed], running, where="post", label="best so far")
-        history.legend(fontsize=8)
-    history.xaxis.set_major_locator(MaxNLocator(integer=True))
-    history.set_xlabel("trial")
-    history.set_ylabel(spec.metric)
-    history.set_title("optimisation history")
+    figure, (by_parameter, history) = plt.subplots(1, 2, figsize=(12, 4.5))
+    _plot_by_parameter(by_parameter, study, spec)
+    _plot_history(history, study, spec)
     figure.tight_layout()
     figure.savefig(png, dpi=110)
     plt.close(figure)
+
+
+def _plot_by_parameter(axes: Any, study: optuna.Study, spec: SweepSpec) -> None:
+    """Each trial's result at its x parameter, a colour per value of the colour parameter."""
+    x_name, colour_name = _axes_parameters(spec)
+    if not x_name:
+        return
+    trials = [t for t in study.trials if _result(t) is not None]
+    groups = sorted({t.params.get(colour_name) for t in trials}, key=_order) if colour_name else [None]
+    for index, group in enumerate(groups):
+        members = [
+            t for t in trials if x_name in t.params and (colour_name is None or t.params.get(colour_name) == group)
+        ]
+        _scatter_group(axes, members, x_name, f"C{index}", f"{colour_name}={group}" if colour_name else None)
+    _label_by_parameter(axes, spec, x_name, colour_name)
+
+
+def _scatter_group(axes: Any, members: list[FrozenTrial], x_name: str, colour: str, label: str | None) -> None:
+    """One colour's trials: completed ones as dots, pruned ones (at their last reported value) as crosses."""
+    pruned_label = f"{label} (pruned)" if label else "pruned"
+    for state, marker, alpha, state_label in (
+        (TrialState.COMPLETE, "o", 1.0, label),
+        (TrialState.PRUNED, "x", 0.7, pruned_label),
+    ):
+        chosen = [t for t in members if t.state == state]
+        if chosen:
+            x, y = [t.params[x_name] for t in chosen], [_result(t) for t in chosen]
+            axes.scatter(x, y, marker=marker, color=colour, label=state_label, alpha=alpha)
+
+
+def _label_by_parameter(axes: Any, spec: SweepSpec, x_name: str, colour_name: str | None) -> None:
+    """Axis labels and title; a log x axis for a log-uniform parameter; a legend when groups are named."""
+    if any(p.name == x_name and p.log for p in spec.searched):
+        axes.set_xscale("log")
+    axes.set_xlabel(x_name)
+    axes.set_ylabel(spec.metric)
+    axes.set_title(f"{spec.metric} by {x_name}" + (f", coloured by {colour_name}" if colour_name else ""))
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(fontsize=7, loc="best")
+
+
+def _plot_history(axes: Any, study: optuna.Study, spec: SweepSpec) -> None:
+    """Each completed trial's objective by trial number, and the best one so far."""
+    from matplotlib.ticker import MaxNLocator
+
+    completed = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    if completed:
+        numbers, values = [t.number for t in completed], [t.value for t in completed]
+        best = max if spec.goal == "maximize" else min
+        axes.plot(numbers, values, "o", label="trial")
+        axes.step(numbers, list(itertools.accumulate(values, best)), where="post", label="best so far")
+        axes.legend(fontsize=8)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("trial")
+    axes.set_ylabel(spec.metric)
+    axes.set_title("optimisation history")

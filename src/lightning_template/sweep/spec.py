@@ -188,6 +188,20 @@ def parse_spec(raw: Any, path: Path) -> SweepSpec:
 
 
 def _parameter(name: Any, spec: Any, where: str) -> Parameter:
+    """One entry of ``parameters:``: a constant (``value:``), choices (``values:``) or a ``min``/``max`` range."""
+    _check_flat_entry(name, spec, where)
+    about = f"{where}: parameter {name!r}"
+    values = _listed_values(spec, about)
+    distribution = _distribution(spec, values, about)
+    if distribution not in ("constant", "categorical"):
+        return _range_parameter(name, distribution, spec, about)
+    if values is None:
+        raise UserError(f"{about} ({distribution}) needs value: or values:.")
+    return Parameter(name, distribution, choices=tuple(values))
+
+
+def _check_flat_entry(name: Any, spec: Any, where: str) -> None:
+    """A parameter is a flat dotted key with a mapping of W&B settings: W&B's agent cannot pass nested blocks."""
     if not isinstance(name, str) or not isinstance(spec, dict):
         raise UserError(f"{where}: parameter {name!r} must be a mapping with value:, values: or min: and max:.")
     if "parameters" in spec:
@@ -195,40 +209,56 @@ def _parameter(name: Any, spec: Any, where: str) -> Parameter:
             f"{where}: parameter {name!r} nests parameters. Use flat dotted names (e.g. model.optimizer.lr):"
             f" W&B passes a nested block as {name}=" + "{...}, which Hydra rejects."
         )
+
+
+def _listed_values(spec: dict, about: str) -> list | None:
+    """``value:`` as a list of one, or ``values:``; None for a range. A null is refused: W&B would send 'None'."""
     if "value" in spec:
         values = [spec["value"]]
     elif "values" in spec:
         values = spec["values"]
         if not isinstance(values, list) or not values:
-            raise UserError(f"{where}: parameter {name!r}: values must be a non-empty list.")
+            raise UserError(f"{about}: values must be a non-empty list.")
     else:
-        values = None
-    if values is not None and any(v is None for v in values):
+        return None
+    if any(v is None for v in values):
         raise UserError(
-            f"{where}: parameter {name!r} has a null value. W&B passes None as the text 'None', which Hydra"
+            f"{about} has a null value. W&B passes None as the text 'None', which Hydra"
             " reads as a string: write the text null instead (value: 'null')."
         )
+    return values
+
+
+def _distribution(spec: dict, values: list | None, about: str) -> str:
+    """The parameter's ``distribution:``, or W&B's default for its keys; only those the Optuna backend samples."""
     distribution = spec.get("distribution") or _inferred_distribution(spec, values)
     if distribution not in DISTRIBUTIONS:
         raise UserError(
-            f"{where}: parameter {name!r} uses distribution {distribution!r}; the sweeps here support"
-            f" {', '.join(DISTRIBUTIONS)}."
+            f"{about} uses distribution {distribution!r}; the sweeps here support {', '.join(DISTRIBUTIONS)}."
         )
-    if distribution in ("constant", "categorical"):
-        if values is None:
-            raise UserError(f"{where}: parameter {name!r} ({distribution}) needs value: or values:.")
-        return Parameter(name, distribution, choices=tuple(values))
+    return distribution
+
+
+def _range_parameter(name: str, distribution: str, spec: dict, about: str) -> Parameter:
+    """A ``min``/``max`` range, checked as its distribution needs (positive for log, integers for int)."""
     low, high = spec.get("min"), spec.get("max")
     if not (_is_number(low) and _is_number(high) and low < high):
-        raise UserError(f"{where}: parameter {name!r} ({distribution}) needs numbers min < max (got {low}, {high}).")
+        raise UserError(f"{about} ({distribution}) needs numbers min < max (got {low}, {high}).")
     if distribution == "log_uniform_values" and low <= 0:
-        raise UserError(f"{where}: parameter {name!r} is log-uniform: min must be positive (got {low}).")
+        raise UserError(f"{about} is log-uniform: min must be positive (got {low}).")
     if distribution == "int_uniform" and not (isinstance(low, int) and isinstance(high, int)):
-        raise UserError(f"{where}: parameter {name!r} is int_uniform: min and max must be integers.")
-    step = spec.get("q") if distribution == "q_uniform" else None
-    if distribution == "q_uniform" and not (_is_number(step) and step > 0 and math.isfinite(step)):
-        raise UserError(f"{where}: parameter {name!r} is q_uniform: q must be a positive number.")
-    return Parameter(name, distribution, low=low, high=high, step=step)
+        raise UserError(f"{about} is int_uniform: min and max must be integers.")
+    return Parameter(name, distribution, low=low, high=high, step=_quantum(distribution, spec, about))
+
+
+def _quantum(distribution: str, spec: dict, about: str) -> float | None:
+    """q_uniform's step ``q``; the other ranges have none."""
+    if distribution != "q_uniform":
+        return None
+    step = spec.get("q")
+    if not (_is_number(step) and step > 0 and math.isfinite(step)):
+        raise UserError(f"{about} is q_uniform: q must be a positive number.")
+    return step
 
 
 def _inferred_distribution(spec: dict, values: list | None) -> str:

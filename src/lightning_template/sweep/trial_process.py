@@ -1,4 +1,4 @@
-"""One sweep trial: a ``fit`` process of its own, watched through the metrics it logs.
+"""One sweep trial: a ``fit`` process of its own, watched through its monitor history.
 
 A process per trial keeps DDP correct (every rank of a trial is started with the same
 overrides, unlike Hydra's multirun under DDP) and isolates crashes and memory.
@@ -6,8 +6,6 @@ overrides, unlike Hydra's multirun under DDP) and isolates crashes and memory.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import signal
@@ -18,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lightning_template import fit
+from lightning_template.monitor_history import history_path, metric_names, read_history
 
 LOG_NAME = "fit.log"
 
@@ -37,28 +36,14 @@ def fit_command(overrides: list[str], run_dir: Path) -> list[str]:
     return [sys.executable, "-m", fit.__name__, *overrides, f"hydra.run.dir={run_dir.resolve()}"]
 
 
-def _metrics_csv(run_dir: Path) -> Path | None:
-    """The CSV logger's file (the sweep keeps that logger on: it works offline and is read while training)."""
-    return next(iter(sorted(run_dir.glob("**/metrics.csv"))), None)
-
-
 def metric_series(run_dir: Path, metric: str) -> list[float]:
-    """Every value of ``metric`` in the run's CSV metrics so far (complete lines only)."""
-    path = _metrics_csv(run_dir)
-    if path is None:
-        return []
-    text = path.read_text()
-    text = text[: text.rfind("\n") + 1]  # the logger may be writing the last line
-    return [float(row[metric]) for row in csv.DictReader(io.StringIO(text)) if row.get(metric)]
+    """``metric`` at each validation so far, from the run's monitor history (written whatever its loggers)."""
+    return [float(line[metric]) for line in read_history(history_path(run_dir)) if metric in line]
 
 
 def logged_metrics(run_dir: Path) -> list[str]:
-    path = _metrics_csv(run_dir)
-    if path is None:
-        return []
-    with path.open() as handle:
-        header = next(csv.reader(handle), [])
-    return [name for name in header if name not in ("epoch", "step")]
+    """What the run's validations recorded: for a trial whose metric is missing, the names it could have meant."""
+    return metric_names(read_history(history_path(run_dir)))
 
 
 def failure_reason(run_dir: Path) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import lightning.pytorch as L
@@ -14,6 +14,7 @@ from torch.optim import Optimizer
 
 from lightning_template.batching.distributed import gather_from_ranks
 from lightning_template.batching.loss import global_mean_loss
+from lightning_template.data_description import DataDescription
 from lightning_template.errors import UserError
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
@@ -38,7 +39,9 @@ def check_ranks_agree(learning_rates_by_rank: list[list[float]]) -> None:
 class GlobalBatchModule(L.LightningModule):
     """Base LightningModule for tasks trained on global batches.
 
-    ``optimizer`` and ``scheduler`` are partials from the config (``_partial_: true``),
+    ``data`` is what the task's DataModule says of its data (:meth:`describe`); it is
+    saved with the hyperparameters, as plain data. ``optimizer`` and ``scheduler`` are
+    partials from the config (``_partial_: true``),
     bound here to the parameters and, where the scheduler takes ``total_steps``, to
     the number of optimizer steps Lightning expects (the schedule's horizon). The
     horizon is saved in checkpoints; a resume whose ``trainer.max_steps`` or
@@ -47,12 +50,17 @@ class GlobalBatchModule(L.LightningModule):
 
     def __init__(
         self,
+        data: DataDescription | Mapping[str, Any],
         optimizer: OptimizerFactory,
         scheduler: Callable[..., Any] | None = None,
         scheduler_interval: str = "step",
         scheduler_monitor: str | None = None,
     ) -> None:
         super().__init__()
+        self.data = DataDescription.of(data)
+        # the task's own arguments too; the network and optimisation partials are in the run's config
+        self.save_hyperparameters(ignore=["data", "net", "optimizer", "scheduler"], logger=False)
+        self.hparams["data"] = self.data.as_dict()
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.scheduler_interval = scheduler_interval

@@ -24,6 +24,8 @@ FOLDER = "cifar-10-batches-bin"
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 TEST_FILES = ("test_batch.bin",)
 RECORD_BYTES = 1 + 3 * 32 * 32
+# label i is CLASS_NAMES[i] (batches.meta.txt of the archive)
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 def read_batch_file(path: Path) -> tuple[np.ndarray, np.ndarray]:

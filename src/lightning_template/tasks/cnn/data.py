@@ -8,22 +8,24 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from lightning_template.batching.datamodule import GlobalBatchDataModule
+from lightning_template.batching.datamodule import FileDataModule, GlobalBatchDataModule
 from lightning_template.batching.loader import ResumableLoader
+from lightning_template.data_description import DataDescription
+from lightning_template.errors import UserError
 from lightning_template.tasks.cnn import cifar10
 from lightning_template.tasks.cnn.dataset import ImageDataset
-from lightning_template.tasks.cnn.synthetic import make_synthetic_images
-from lightning_template.errors import UserError
+from lightning_template.tasks.cnn.synthetic import CLASS_NAMES, make_synthetic_images
 
 
 class ImageDataModule(GlobalBatchDataModule):
     """Train/val split from ``seed``, per-channel normalisation from the train split, crop and flip.
 
-    Subclasses say where the arrays come from (:meth:`load_arrays`); ``num_train`` and
-    ``num_test`` keep only the first images of each split (None: all of them).
+    Subclasses say where the arrays come from (:meth:`load_arrays`) and what the classes
+    are called; ``num_train`` and ``num_test`` keep only the first images of each split
+    (None: all of them).
     """
 
-    num_classes = 10
+    class_names: tuple[str, ...]
 
     def __init__(
         self,
@@ -45,6 +47,14 @@ class ImageDataModule(GlobalBatchDataModule):
     @abstractmethod
     def load_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Train images, train labels, test images, test labels (uint8 NCHW, int64)."""
+
+    def describe(self) -> DataDescription:
+        self.setup()  # the normalisation comes from the training split
+        train = self.datasets["train"]
+        normalisation = {"mean": train.mean.flatten().tolist(), "std": train.std.flatten().tolist()}
+        return DataDescription(
+            item_shape=tuple(train.images.shape[1:]), classes=self.class_names, extra={"normalisation": normalisation}
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -80,7 +90,9 @@ class ImageDataModule(GlobalBatchDataModule):
 
 
 class SyntheticImageDataModule(ImageDataModule):
-    """The embedded default: shapes and textures drawn from ``seed`` (see ``synthetic_images``)."""
+    """The embedded default: shapes and textures drawn from ``seed`` (see ``synthetic``)."""
+
+    class_names = CLASS_NAMES
 
     def __init__(self, num_train: int = 20000, num_test: int = 2000, **kwargs) -> None:
         super().__init__(num_train=num_train, num_test=num_test, **kwargs)
@@ -91,8 +103,10 @@ class SyntheticImageDataModule(ImageDataModule):
         return images[:n], labels[:n], images[n:], labels[n:]
 
 
-class Cifar10DataModule(ImageDataModule):
+class Cifar10DataModule(FileDataModule, ImageDataModule):
     """CIFAR-10 from ``root/cifar-10-batches-bin`` (the official binary format)."""
+
+    class_names = cifar10.CLASS_NAMES
 
     def prepare_data(self) -> None:
         if self.download:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -12,6 +13,14 @@ from torch.utils.data import Dataset
 
 from lightning_template.batching.randomness import per_sample_uniforms
 from lightning_template.batching.sampler import SampleKey
+
+
+class ImageBatch(NamedTuple):
+    """Normalised images ``(N, C, H, W)`` and their labels; training batches also count their global batch."""
+
+    images: Tensor
+    labels: Tensor
+    global_items: int = 0
 
 
 class ImageDataset(Dataset):
@@ -41,15 +50,15 @@ class ImageDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, key: SampleKey) -> tuple[Tensor, Tensor]:
-        images, labels = self.__getitems__([key])
+        images, labels, _ = self.__getitems__([key])
         return images[0], labels[0]
 
-    def __getitems__(self, keys: Sequence[SampleKey]) -> tuple[Tensor, Tensor]:
+    def __getitems__(self, keys: Sequence[SampleKey]) -> ImageBatch:
         indices = np.fromiter((key.index for key in keys), dtype=np.int64, count=len(keys))
         images = self.images[indices].float().div_(255)
         if self.augment:
             images = self._crop_and_flip(images, keys[0].epoch, indices)
-        return (images - self.mean) / self.std, self.labels[indices]
+        return ImageBatch((images - self.mean) / self.std, self.labels[indices])
 
     def _crop_and_flip(self, images: Tensor, epoch: int, indices: np.ndarray) -> Tensor:
         batch, channels, height, width = images.shape

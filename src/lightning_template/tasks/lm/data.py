@@ -14,12 +14,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from lightning_template.batching.datamodule import GlobalBatchDataModule, keep_batch
+from lightning_template.batching.datamodule import FileDataModule, GlobalBatchDataModule
 from lightning_template.batching.loader import ResumableLoader
-from lightning_template.tasks.lm.streams import EvalStreamSampler, StreamBatchSampler, TokenStreams
-from lightning_template.tasks.lm import corpus as corpora
-from lightning_template.tasks.lm.synthetic import TopicProcess, unigram_nll
+from lightning_template.data_description import DataDescription
 from lightning_template.errors import UserError
+from lightning_template.tasks.lm import corpus as corpora
+from lightning_template.tasks.lm.streams import EvalStreamSampler, StreamBatchSampler, TokenStreams
+from lightning_template.tasks.lm.synthetic import TopicProcess, unigram_nll
 
 
 class TextDataModule(GlobalBatchDataModule):
@@ -31,21 +32,32 @@ class TextDataModule(GlobalBatchDataModule):
     """
 
     def __init__(
-        self, *, bptt: int = 35, variable_bptt: bool = False, eval_batch_size: int | None = 10, **kwargs
+        self,
+        *,
+        bptt: int = 35,
+        variable_bptt: bool = False,
+        eval_batch_size: int | None = 10,
+        shuffle: bool = False,
+        **kwargs,
     ) -> None:
+        if shuffle:
+            raise UserError(
+                "data.shuffle=true: a language model's streams are read in order, each window continuing the"
+                " last (the hidden state carries across them). Leave data.shuffle=false."
+            )
         super().__init__(eval_batch_size=eval_batch_size, shuffle=False, **kwargs)
         if not isinstance(bptt, int) or bptt < 1:
             raise UserError(f"data.bptt={bptt!r} must be a positive integer (tokens per training window).")
         self.bptt = bptt
         self.variable_bptt = variable_bptt
-        self.vocab_size: int | None = None
+        self.vocabulary: tuple[str, ...] = ()
         self.datasets: dict[str, TokenStreams] = {}
         self.train_tokens: torch.Tensor | None = None
-        self.reference: dict[str, float] = {}
+        self.references: dict[str, float] = {}
 
     @abstractmethod
-    def load_splits(self) -> tuple[dict[str, np.ndarray], int]:
-        """Token ids of ``train``, ``valid`` and ``test``, and the vocabulary size."""
+    def load_splits(self) -> tuple[dict[str, np.ndarray], list[str]]:
+        """Token ids of ``train``, ``val`` and ``test``, and the words they index."""
 
     def reference_nll(self, test_streams: np.ndarray) -> dict[str, np.ndarray]:
         """Per-target NLL of reference predictors on the test streams (the module logs their perplexity)."""
@@ -55,29 +67,37 @@ class TextDataModule(GlobalBatchDataModule):
     def num_eval_streams(self) -> int:
         return self.eval_batch_size or self.global_batch_size
 
+    def describe(self) -> DataDescription:
+        self.setup()  # the vocabulary is known once the corpus is read
+        return DataDescription(item_shape=(), vocabulary=self.vocabulary)
+
+    def test_references(self) -> dict[str, float]:
+        return self.references
+
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        splits, self.vocab_size = self.load_splits()
+        splits, words = self.load_splits()
+        self.vocabulary = tuple(words)
         tokens = {name: torch.from_numpy(ids) for name, ids in splits.items()}
         self.train_tokens = tokens["train"]
         self.datasets = {
             "train": TokenStreams(tokens["train"], self.global_batch_size),
-            "valid": TokenStreams(tokens["valid"], self.num_eval_streams),
+            "val": TokenStreams(tokens["val"], self.num_eval_streams),
             "test": TokenStreams(tokens["test"], self.num_eval_streams),
         }
         test_streams = self.datasets["test"].streams.numpy()
-        unigram = unigram_nll(splits["train"], test_streams[:, 1:].ravel(), self.vocab_size)
+        unigram = unigram_nll(splits["train"], test_streams[:, 1:].ravel(), len(words))
         nll = {"ppl_unigram": unigram, **self.reference_nll(test_streams)}
-        self.reference = {name: float(np.exp(values.mean())) for name, values in nll.items()}
+        self.references = {name: float(np.exp(values.mean())) for name, values in nll.items()}
 
     def train_dataloader(self) -> ResumableLoader:
-        rank, _ = self._rank_and_world()
+        rank, _ = self.rank_and_world()
         if self.datasets["train"].num_streams != self.global_batch_size:  # changed since setup (the batch-size finder)
             self.datasets["train"] = TokenStreams(self.train_tokens, self.global_batch_size)
         sampler = StreamBatchSampler(
             self.datasets["train"].stream_length,
-            self._checked_layout(),
+            self.current_layout(),
             rank,
             self.bptt,
             seed=self.seed,
@@ -85,17 +105,17 @@ class TextDataModule(GlobalBatchDataModule):
         )
         return self.resumable_loader(self.datasets["train"], sampler)
 
-    def _eval_loader(self, split: str) -> DataLoader:
-        rank, world = self._rank_and_world()
+    def _streams_loader(self, split: str) -> DataLoader:
+        rank, world = self.rank_and_world()
         dataset = self.datasets[split]
         sampler = EvalStreamSampler(dataset.num_streams, dataset.stream_length, self.bptt, rank, world)
-        return DataLoader(dataset, batch_sampler=sampler, collate_fn=keep_batch, **self._loader_kwargs())
+        return self.eval_loader(dataset, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("valid")
+        return self._streams_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
+        return self._streams_loader("test")
 
 
 class SyntheticTextDataModule(TextDataModule):
@@ -109,7 +129,7 @@ class SyntheticTextDataModule(TextDataModule):
         self,
         *,
         num_train: int = 200_000,
-        num_valid: int = 20_000,
+        num_val: int = 20_000,
         num_test: int = 20_000,
         vocab_size: int = 360,
         num_chains: int = 3,
@@ -118,21 +138,22 @@ class SyntheticTextDataModule(TextDataModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self.sizes = {"train": num_train, "valid": num_valid, "test": num_test}
+        self.sizes = {"train": num_train, "val": num_val, "test": num_test}
         self.process = TopicProcess.create(
             self.seed, vocab_size=vocab_size, num_chains=num_chains, num_topics=num_topics, mean_dwell=mean_dwell
         )
 
-    def load_splits(self) -> tuple[dict[str, np.ndarray], int]:
+    def load_splits(self) -> tuple[dict[str, np.ndarray], list[str]]:
         tokens = self.process.sample(sum(self.sizes.values()), self.seed)
         bounds = np.cumsum(list(self.sizes.values()))[:-1]
-        return dict(zip(self.sizes, np.split(tokens, bounds), strict=True)), self.process.vocab_size
+        words = [f"w{i}" for i in range(self.process.vocab_size)]
+        return dict(zip(self.sizes, np.split(tokens, bounds), strict=True)), words
 
     def reference_nll(self, test_streams: np.ndarray) -> dict[str, np.ndarray]:
         return {"ppl_floor": self.process.stream_nll(test_streams)}
 
 
-class TextFilesDataModule(TextDataModule):
+class TextFilesDataModule(FileDataModule, TextDataModule):
     """A corpus in the PTB layout under ``root`` (``train.txt``, ``valid.txt``, ``test.txt``).
 
     ``corpus`` (``ptb`` or ``wikitext2``) only says what ``download=True`` fetches.
@@ -148,6 +169,8 @@ class TextFilesDataModule(TextDataModule):
         if self.download:
             corpora.download(self.root, self.corpus)
 
-    def load_splits(self) -> tuple[dict[str, np.ndarray], int]:
+    def load_splits(self) -> tuple[dict[str, np.ndarray], list[str]]:
         corpus = corpora.read_corpus(self.root, self.corpus)
-        return corpus.splits, corpus.vocab_size
+        splits = dict(corpus.splits)
+        splits["val"] = splits.pop("valid")  # the file is valid.txt; the split is val, as in every task
+        return splits, corpus.words

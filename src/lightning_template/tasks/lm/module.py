@@ -10,54 +10,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightning_template.batching.distributed import gather_from_ranks, this_rank
+from lightning_template.data_description import DataDescription
+from lightning_template.tasks.lm.net import Hidden
 from lightning_template.tasks.lm.streams import TokenWindow
-from lightning_template.errors import UserError
 from lightning_template.training.metrics import ExactMean
 from lightning_template.training.module import GlobalBatchModule, OptimizerFactory
-
-Hidden = tuple[Tensor, Tensor]
-
-
-class LSTMNet(nn.Module):
-    """Embedding, multi-layer LSTM, dropout, linear decoder (optionally sharing the embedding's weights)."""
-
-    def __init__(
-        self,
-        vocab_size: int,
-        embedding_size: int,
-        hidden_size: int,
-        num_layers: int,
-        dropout: float,
-        tie_weights: bool,
-        norm: str = "none",
-    ) -> None:
-        super().__init__()
-        if norm not in ("none", "layer"):
-            raise UserError(f"model.norm={norm!r} is not one of: none, layer (LayerNorm on the LSTM output).")
-        if tie_weights and embedding_size != hidden_size:
-            raise UserError(
-                f"model.tie_weights=true needs model.embedding_size ({embedding_size}) equal to model.hidden_size"
-                f" ({hidden_size}): the decoder reuses the embedding matrix. Make them equal or set"
-                " model.tie_weights=false."
-            )
-        self.drop = nn.Dropout(dropout)
-        self.encoder = nn.Embedding(vocab_size, embedding_size)
-        self.lstm = nn.LSTM(
-            embedding_size, hidden_size, num_layers, dropout=dropout if num_layers > 1 else 0.0, batch_first=True
-        )
-        self.norm = nn.LayerNorm(hidden_size) if norm == "layer" else nn.Identity()
-        self.decoder = nn.Linear(hidden_size, vocab_size)
-        nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
-        nn.init.zeros_(self.decoder.bias)
-        if tie_weights:
-            self.decoder.weight = self.encoder.weight
-        else:
-            nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
-
-    def forward(self, tokens: Tensor, hidden: Hidden | None = None) -> tuple[Tensor, Hidden]:
-        """Logits ``(streams, length, vocab)`` and the final hidden state, for ``tokens (streams, length)``."""
-        output, hidden = self.lstm(self.drop(self.encoder(tokens)), hidden)
-        return self.decoder(self.drop(self.norm(output))), hidden
 
 
 def _detached(hidden: Hidden) -> Hidden:
@@ -76,48 +33,29 @@ class LanguageModel(GlobalBatchModule):
     rank), so a resumed run continues exactly, and on another layout each new slot
     takes the states of the streams it now reads.
 
-    ``vocab_size=None`` takes it from the DataModule (known once the corpus is read).
+    ``net`` builds the network (``model.net``, a partial) given the vocabulary size.
     """
 
     def __init__(
         self,
+        data: DataDescription,
+        net: Callable[..., nn.Module],
         optimizer: OptimizerFactory,
         scheduler: Callable[..., Any] | None = None,
         scheduler_interval: str = "epoch",
         scheduler_monitor: str | None = "val/loss",
-        vocab_size: int | None = None,
-        embedding_size: int = 200,
-        hidden_size: int = 200,
-        num_layers: int = 2,
-        dropout: float = 0.2,
-        tie_weights: bool = True,
-        norm: str = "none",
         carry_hidden: bool = True,
         compile: bool = False,
     ) -> None:
-        super().__init__(optimizer, scheduler, scheduler_interval, scheduler_monitor)
-        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
+        super().__init__(data, optimizer, scheduler, scheduler_interval, scheduler_monitor)
         self.carry_hidden = carry_hidden
-        self.net: LSTMNet | None = None
-        if vocab_size is not None:
-            self._build(vocab_size)
+        self.net = net(vocab_size=self.data.vocab_size)
+        if compile:
+            self.net.compile()
         self._train_hidden: dict[int, Hidden] = {}
         self._eval_hidden: Hidden | None = None
         for split in ("val", "test"):
             setattr(self, f"{split}_nll", ExactMean())
-
-    def _build(self, vocab_size: int) -> None:
-        hp = self.hparams
-        self.net = LSTMNet(
-            vocab_size, hp.embedding_size, hp.hidden_size, hp.num_layers, hp.dropout, hp.tie_weights, hp.norm
-        )
-        if hp.compile:
-            self.net.compile()
-        hp.vocab_size = vocab_size
-
-    def configure_model(self) -> None:
-        if self.net is None:
-            self._build(self.trainer.datamodule.vocab_size)
 
     def forward(self, tokens: Tensor, hidden: Hidden | None = None) -> tuple[Tensor, Hidden]:
         return self.net(tokens, hidden)
@@ -135,8 +73,7 @@ class LanguageModel(GlobalBatchModule):
         mean = nll.mean().detach()
         self.log("train/loss", mean, on_step=True, prog_bar=True, batch_size=nll.numel())
         self.log("train/ppl", mean.exp(), on_step=True, batch_size=nll.numel())
-        streams = self.trainer.datamodule.layout.global_batch_size
-        return self.global_mean(nll.sum(), streams * batch.inputs.shape[1])
+        return self.global_mean(nll.sum(), batch.global_items)
 
     def _train_state(self, slot: int) -> Hidden | None:
         state = self._train_hidden.get(slot)
@@ -174,8 +111,6 @@ class LanguageModel(GlobalBatchModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_evaluation("test")
-        for name, value in getattr(self.trainer.datamodule, "reference", {}).items():
-            self.log(f"test/{name}", torch.tensor(value, dtype=torch.float64), sync_dist=True, reduce_fx="max")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)

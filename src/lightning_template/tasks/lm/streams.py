@@ -34,12 +34,16 @@ class StreamWindow(NamedTuple):
 
 
 class TokenWindow(NamedTuple):
-    """One micro-batch: ``inputs`` and next-token ``targets``, both ``(streams, length)``."""
+    """One micro-batch: ``inputs`` and next-token ``targets``, both ``(streams, length)``.
+
+    ``global_items`` counts the targets of the whole global batch (all streams of the window).
+    """
 
     inputs: Tensor
     targets: Tensor
     window: int
     slot: int
+    global_items: int
 
 
 def window_starts(stream_length: int, bptt: int) -> np.ndarray:
@@ -96,7 +100,7 @@ class TokenStreams(Dataset):
         rows = self.streams[request.first : request.first + request.count]
         inputs = rows[:, request.start : request.start + request.length]
         targets = rows[:, request.start + 1 : request.start + 1 + request.length]
-        return TokenWindow(inputs, targets, request.window, request.slot)
+        return TokenWindow(inputs, targets, request.window, request.slot, self.num_streams * request.length)
 
     __getitem__ = __getitems__
 

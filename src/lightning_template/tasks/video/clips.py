@@ -37,11 +37,15 @@ class FrameSource(Protocol):
 
 
 class ClipBatch(NamedTuple):
-    """Normalised clips ``(N, T, 3, H, W)``, their labels, and how many consecutive clips form a video."""
+    """Normalised clips ``(N, T, 3, H, W)``, their labels, and how many consecutive clips form a video.
+
+    Training batches also count the clips of their global batch (``global_items``).
+    """
 
     clips: Tensor
     labels: Tensor
     clips_per_video: int
+    global_items: int = 0
 
 
 class InMemoryFrames:

@@ -14,12 +14,13 @@ from abc import abstractmethod
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
-from lightning_template.batching.datamodule import GlobalBatchDataModule
+from lightning_template.batching.datamodule import FileDataModule, GlobalBatchDataModule
 from lightning_template.batching.loader import ResumableLoader
-from lightning_template.tasks.video import folder as video_folder
-from lightning_template.tasks.video.synthetic import CLASS_NAMES, make_synthetic_videos
-from lightning_template.tasks.video.clips import FrameOrder, FrameSource, InMemoryFrames, VideoClips
+from lightning_template.data_description import DataDescription
 from lightning_template.errors import UserError
+from lightning_template.tasks.video import folder as video_folder
+from lightning_template.tasks.video.clips import FrameOrder, FrameSource, InMemoryFrames, VideoClips
+from lightning_template.tasks.video.synthetic import CLASS_NAMES, FRAME_SIZE, make_synthetic_videos
 
 SPLITS = ("train", "val", "test")
 
@@ -32,8 +33,6 @@ class VideoDataModule(GlobalBatchDataModule):
     not fill a clip span: ``drop`` them, or ``overlap`` one more clip ending at the
     video's end.
     """
-
-    num_classes: int
 
     def __init__(
         self,
@@ -66,6 +65,17 @@ class VideoDataModule(GlobalBatchDataModule):
     @abstractmethod
     def load_sources(self) -> dict[str, FrameSource]:
         """The frames of each split (``train``, ``val``, ``test``)."""
+
+    @abstractmethod
+    def class_names(self) -> tuple[str, ...]:
+        """The name of each class, by label."""
+
+    @abstractmethod
+    def frame_shape(self) -> tuple[int, int, int]:
+        """Channels, height and width of a frame."""
+
+    def describe(self) -> DataDescription:
+        return DataDescription(item_shape=(self.clip_len, *self.frame_shape()), classes=self.class_names())
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -103,9 +113,7 @@ class VideoDataModule(GlobalBatchDataModule):
 
 
 class SyntheticVideoDataModule(VideoDataModule):
-    """The embedded default: videos whose class is the order of their frames (see ``synthetic_videos``)."""
-
-    num_classes = len(CLASS_NAMES)
+    """The embedded default: videos whose class is the order of their frames (see ``synthetic``)."""
 
     def __init__(
         self,
@@ -121,6 +129,12 @@ class SyntheticVideoDataModule(VideoDataModule):
         self.sizes = {"train": num_train, "val": num_val, "test": num_test}
         self.video_length = tuple(video_length)
 
+    def class_names(self) -> tuple[str, ...]:
+        return CLASS_NAMES
+
+    def frame_shape(self) -> tuple[int, int, int]:
+        return (3, FRAME_SIZE, FRAME_SIZE)
+
     def load_sources(self) -> dict[str, FrameSource]:
         # one seed per split, so changing num_train leaves the val and test videos as they were
         return {
@@ -129,10 +143,10 @@ class SyntheticVideoDataModule(VideoDataModule):
         }
 
 
-class VideoFolderDataModule(VideoDataModule):
-    """Video files under ``root/<class>/`` (UCF101/HMDB51 layout), decoded with PyAV; see ``video_folder``.
+class VideoFolderDataModule(FileDataModule, VideoDataModule):
+    """Video files under ``root/<class>/`` (UCF101/HMDB51 layout), decoded with PyAV; see ``folder``.
 
-    ``download`` is unused: video datasets are fetched by hand (their licences ask for it).
+    ``download=True`` is refused: video datasets are fetched by hand (their licences ask for it).
     """
 
     def __init__(self, frame_size: int = 64, val_fraction: float = 0.1, test_fraction: float = 0.1, **kwargs) -> None:
@@ -145,10 +159,19 @@ class VideoFolderDataModule(VideoDataModule):
         self.frame_size, self.val_fraction, self.test_fraction = frame_size, val_fraction, test_fraction
         self._indexed: tuple[list[str], dict[str, FrameSource]] | None = None
 
-    @property
-    def num_classes(self) -> int:
-        """Known once the folder is indexed (the model asks before ``setup``)."""
-        return len(self._index()[0])
+    def prepare_data(self) -> None:
+        if self.download:
+            raise UserError(
+                f"data.download=true: video datasets are not downloaded by this project (their licences ask that"
+                f" you fetch them yourself). Put the videos under data.root={self.root} as <class>/<video> files"
+                " and run with data.download=false."
+            )
+
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self._index()[0])
+
+    def frame_shape(self) -> tuple[int, int, int]:
+        return (3, self.frame_size, self.frame_size)
 
     def load_sources(self) -> dict[str, FrameSource]:
         return self._index()[1]

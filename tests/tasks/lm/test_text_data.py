@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lightning_template.tasks.lm import corpus as text_corpus
-from lightning_template.tasks.lm.synthetic import TopicProcess, unigram_nll
-from lightning_template.tasks.lm.data import SyntheticTextDataModule, TextFilesDataModule
 from lightning_template.errors import UserError
+from lightning_template.tasks.lm import corpus as text_corpus
+from lightning_template.tasks.lm.data import SyntheticTextDataModule, TextFilesDataModule
+from lightning_template.tasks.lm.synthetic import TopicProcess, unigram_nll
 
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "far", "away", "and", "then", "came", "back", "home"]
 
@@ -86,7 +86,7 @@ def test_synthetic_corpus_is_seeded_and_its_floor_is_far_below_unigram():
 
 
 def test_synthetic_datamodule_reports_floor_and_unigram():
-    data = SyntheticTextDataModule(global_batch_size=8, num_train=20_000, num_valid=4_000, num_test=4_000)
+    data = SyntheticTextDataModule(global_batch_size=8, num_train=20_000, num_val=4_000, num_test=4_000)
     data.setup("fit")
     assert set(data.reference) == {"ppl_floor", "ppl_unigram"}
     assert data.reference["ppl_floor"] < data.reference["ppl_unigram"]
@@ -97,7 +97,12 @@ def test_synthetic_datamodule_reports_floor_and_unigram():
 @pytest.mark.parametrize("experiment", ["lm_ptb", "lm_wikitext2"])
 def test_fit_trains_on_a_folder_in_the_real_layout_and_reports_test_perplexity(fit, tmp_path, experiment):
     root = write_corpus(tmp_path / "corpus", lines=400)
-    small = ["model.embedding_size=16", "model.hidden_size=16", "data.bptt=10", "trainer.enable_progress_bar=false"]
+    small = [
+        "model.net.embedding_size=16",
+        "model.net.hidden_size=16",
+        "data.bptt=10",
+        "trainer.enable_progress_bar=false",
+    ]
     run = fit(f"experiment={experiment}", f"data.root={root}", *small, "trainer.max_steps=6", name="corpus")
     test = run.summary()["test"]
     assert 1 < test["test/ppl"] < 1000 and "test/ppl_unigram" in test

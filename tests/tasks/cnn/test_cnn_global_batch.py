@@ -13,8 +13,8 @@ pytestmark = pytest.mark.slow
 
 EXACT = [
     *TINY_BY_TASK["cnn"],
-    "model.norm=group",
-    "model.dropout=0",
+    "model.net.norm=group",
+    "model.net.dropout=0",
     "trainer.precision=64-true",
     "trainer.accelerator=cpu",
     "data.global_batch_size=32",

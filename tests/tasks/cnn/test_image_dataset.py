@@ -44,7 +44,7 @@ def test_crop_and_flip_move_pixels_exactly():
 
 def test_without_augmentation_images_are_only_normalised():
     dataset = make_dataset(augment=False)
-    images, labels = dataset.__getitems__([SampleKey(3, 9)])
+    images, labels, _ = dataset.__getitems__([SampleKey(3, 9)])
     assert torch.equal(images[0], dataset.images[3].float() / 255) and labels.tolist() == [3]
 
 

@@ -9,8 +9,8 @@ import torch
 from lightning_template.batching.datamodule import keep_batch
 from lightning_template.batching.layout import BatchLayout
 from lightning_template.batching.loader import ResumableLoader
-from lightning_template.tasks.lm.streams import EvalStreamSampler, StreamBatchSampler, TokenStreams
 from lightning_template.errors import UserError
+from lightning_template.tasks.lm.streams import EvalStreamSampler, StreamBatchSampler, TokenStreams
 
 
 def batchify(data: torch.Tensor, bsz: int) -> torch.Tensor:

@@ -55,7 +55,7 @@ def plain_run(cfg, datamodule) -> float:
     done = 0
     net.train()
     while done < steps:
-        for images, labels in datamodule.train_loader(datamodule.datasets["train"]):
+        for images, labels, _ in datamodule.train_loader(datamodule.datasets["train"]):
             logits = net(images.contiguous(memory_format=torch.channels_last))
             loss = F.cross_entropy(logits, labels)
             optimizer.zero_grad(set_to_none=True)

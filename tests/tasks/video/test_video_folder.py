@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lightning_template.tasks.video.folder import VideoFolderFrames, index_folder
 from lightning_template.errors import UserError
+from lightning_template.tasks.video.folder import VideoFolderFrames, index_folder
 
 av = pytest.importorskip("av")
 
@@ -107,8 +107,8 @@ def test_fit_trains_on_a_video_folder_and_skips_corrupt_files(fit, tmp_path):
         "data.eval_clips=2",
         "data.val_fraction=0.25",
         "data.test_fraction=0.25",
-        "model.widths=[8,16]",
-        "model.hidden_size=16",
+        "model.net.widths=[8,16]",
+        "model.net.hidden_size=16",
         "trainer.max_steps=3",
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lightning_template.errors import UserError
 from lightning_template.tasks.cnn import cifar10
 from lightning_template.tasks.cnn.data import Cifar10DataModule
-from lightning_template.errors import UserError
 
 
 def write_batch(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
@@ -115,7 +115,9 @@ def test_datamodule_splits_and_normalises(tmp_path):
 @pytest.mark.smoke
 def test_fit_cnn_cifar10_runs_on_files_in_the_official_format(fit, tmp_path):
     make_cifar(tmp_path / "data", per_file=40)
-    run = fit("experiment=cnn_cifar10", f"data.root={tmp_path / 'data'}", "model.widths=[8,16]", "debug=fast_dev_run")
+    run = fit(
+        "experiment=cnn_cifar10", f"data.root={tmp_path / 'data'}", "model.net.widths=[8,16]", "debug=fast_dev_run"
+    )
     assert run.summary()["global_steps"] == 1 and "test/acc" in run.summary()["test"]
 
 

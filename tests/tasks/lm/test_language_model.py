@@ -20,7 +20,7 @@ from conftest import TINY_BY_TASK, max_abs_difference
 
 EXACT = [
     *TINY_BY_TASK["lm"],
-    "model.dropout=0",
+    "model.net.dropout=0",
     "trainer.precision=64-true",
     "trainer.accelerator=cpu",
     "data.global_batch_size=16",
@@ -51,7 +51,7 @@ class RecordingModel(LanguageModel):
 
 @pytest.mark.parametrize("carry", [True, False])
 def test_the_hidden_state_is_carried_detached_to_the_next_window(carry):
-    data = SyntheticTextDataModule(global_batch_size=4, bptt=5, num_train=404, num_valid=200, num_test=200)
+    data = SyntheticTextDataModule(global_batch_size=4, bptt=5, num_train=404, num_val=200, num_test=200)
     model = RecordingModel(embedding_size=8, hidden_size=8, num_layers=2, dropout=0.0, carry_hidden=carry)
     trainer = L.Trainer(
         max_steps=25,
