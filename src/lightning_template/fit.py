@@ -56,31 +56,36 @@ def _run_dir_given() -> bool:
 
 
 def _test_best(cfg: DictConfig, run: Run, best_path: str) -> dict[str, float]:
+    """The test metrics of the best checkpoint, beside those of the data's reference predictors."""
     trainer = run.trainer
     if not cfg.get("test_after_fit", True) or not is_overridden("test_dataloader", run.datamodule):
         return {}
     results = trainer.test(run.model, datamodule=run.datamodule, ckpt_path=best_path or None, verbose=False)
-    return {key: _scalar(value) for key, value in (results[0] if results else {}).items()}
+    metrics = {key: _scalar(value) for key, value in (results[0] if results else {}).items()}
+    references = {f"test/{name}": value for name, value in run.datamodule.test_references().items()}
+    for logger in trainer.loggers if references else ():
+        logger.log_metrics(references, step=trainer.global_step)
+        logger.save()
+    return {**metrics, **references}
 
 
-def run_fit(cfg: DictConfig) -> dict[str, Any]:
-    """Train and test as ``cfg`` says; return (and on rank 0 write) the run's summary."""
+def _train(run: Run, resume: ResumePoint | None) -> float:
+    """Fit (from the resume point, if any); return the seconds it took."""
     started = time.perf_counter()
-    run = build_run(cfg)
-    trainer, output_dir = run.trainer, Path(cfg.paths.output_dir)
-    resume = _start(cfg, run, output_dir)
-
-    fit_started, steps_before = time.perf_counter(), resume.global_step if resume else 0
     # weights_only: a checkpoint holds tensors and plain data only, so no code from a pickle runs
     ckpt_path = str(resume.path) if resume else None
-    trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=ckpt_path, weights_only=True)
-    fit_seconds = time.perf_counter() - fit_started
+    run.trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=ckpt_path, weights_only=True)
+    return time.perf_counter() - started
 
+
+def _summary(cfg: DictConfig, run: Run, resume: ResumePoint | None, fit_seconds: float) -> dict[str, Any]:
+    """What the run did: its best and last checkpoints, its test metrics, its pace."""
+    trainer = run.trainer
     checkpoint = trainer.checkpoint_callback if isinstance(trainer.checkpoint_callback, ModelCheckpoint) else None
     best_path = checkpoint.best_model_path if checkpoint else ""
     test_metrics = {} if trainer.interrupted else _test_best(cfg, run, best_path)
-    samples = (trainer.global_step - steps_before) * run.layout.global_batch_size
-    summary = {
+    samples = (trainer.global_step - (resume.global_step if resume else 0)) * run.layout.global_batch_size
+    return {
         "experiment": cfg.get("experiment_name"),
         "monitor": cfg.get("monitor"),
         "best_score": _scalar(checkpoint.best_model_score) if checkpoint else None,
@@ -88,22 +93,28 @@ def run_fit(cfg: DictConfig) -> dict[str, Any]:
         "best_checkpoint": best_path or None,
         "last_checkpoint": (checkpoint.last_model_path or None) if checkpoint else None,
         "resumed_from": str(resume.path) if resume else None,
-        "run_dir": str(output_dir),
+        "run_dir": cfg.paths.output_dir,
         "global_steps": trainer.global_step,
         "layout": run.layout.describe(),
-        "wall_seconds": round(time.perf_counter() - started, 2),
         "samples_per_second": round(samples / fit_seconds, 1) if fit_seconds > 0 else None,
     }
-    if trainer.is_global_zero:
+
+
+def run_fit(cfg: DictConfig) -> dict[str, Any]:
+    """Train and test as ``cfg`` says; return (and on rank 0 write and print) the run's summary."""
+    started = time.perf_counter()
+    run = build_run(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    resume = _start(cfg, run, output_dir)
+    summary = _summary(cfg, run, resume, _train(run, resume))
+    summary["wall_seconds"] = round(time.perf_counter() - started, 2)
+    if run.trainer.is_global_zero:
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         print_summary(summary)
     return summary
 
 
-@hydra_command("fit")
-def main(cfg: DictConfig) -> None:
-    run_fit(cfg)
-
+main = hydra_command("fit")(run_fit)
 
 if __name__ == "__main__":
     main()

@@ -193,10 +193,7 @@ def run_tune(cfg: DictConfig) -> Path:
     return path
 
 
-@hydra_command("tune")
-def main(cfg: DictConfig) -> None:
-    run_tune(cfg)
-
+main = hydra_command("tune")(run_tune)
 
 if __name__ == "__main__":
     main()

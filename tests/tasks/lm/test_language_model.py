@@ -7,6 +7,7 @@ Real Trainers and real DDP processes (gloo on CPU), float64, on a tiny topic cor
 from __future__ import annotations
 
 import itertools
+from functools import partial
 
 import lightning.pytorch as L
 import pytest
@@ -15,6 +16,7 @@ from torch.optim import SGD
 
 from lightning_template.tasks.lm.data import SyntheticTextDataModule
 from lightning_template.tasks.lm.module import LanguageModel
+from lightning_template.tasks.lm.net import LSTMNet
 
 from conftest import TINY_BY_TASK, max_abs_difference
 
@@ -52,7 +54,8 @@ class RecordingModel(LanguageModel):
 @pytest.mark.parametrize("carry", [True, False])
 def test_the_hidden_state_is_carried_detached_to_the_next_window(carry):
     data = SyntheticTextDataModule(global_batch_size=4, bptt=5, num_train=404, num_val=200, num_test=200)
-    model = RecordingModel(embedding_size=8, hidden_size=8, num_layers=2, dropout=0.0, carry_hidden=carry)
+    net = partial(LSTMNet, embedding_size=8, hidden_size=8, num_layers=2, dropout=0.0)
+    model = RecordingModel(data=data.describe(), net=net, carry_hidden=carry)
     trainer = L.Trainer(
         max_steps=25,
         accelerator="cpu",

@@ -60,10 +60,10 @@ def test_download_leaves_complete_folders_alone(tmp_path):
 
 def test_files_datamodule_serves_streams_and_a_unigram_reference(tmp_path):
     data = TextFilesDataModule(root=str(write_corpus(tmp_path)), global_batch_size=4, bptt=5, eval_batch_size=2)
-    data.setup("fit")
-    assert data.vocab_size == len(WORDS) + 2
+    vocab_size = data.describe().vocab_size
+    assert vocab_size == len(WORDS) + 2
     assert data.datasets["train"].num_streams == 4 and data.datasets["test"].num_streams == 2
-    assert 1 < data.reference["ppl_unigram"] < data.vocab_size + 1
+    assert 1 < data.test_references()["ppl_unigram"] < vocab_size + 1
 
 
 def test_topic_process_probabilities_sum_to_one_after_any_prefix():
@@ -88,8 +88,8 @@ def test_synthetic_corpus_is_seeded_and_its_floor_is_far_below_unigram():
 def test_synthetic_datamodule_reports_floor_and_unigram():
     data = SyntheticTextDataModule(global_batch_size=8, num_train=20_000, num_val=4_000, num_test=4_000)
     data.setup("fit")
-    assert set(data.reference) == {"ppl_floor", "ppl_unigram"}
-    assert data.reference["ppl_floor"] < data.reference["ppl_unigram"]
+    assert set(data.test_references()) == {"ppl_floor", "ppl_unigram"}
+    assert data.test_references()["ppl_floor"] < data.test_references()["ppl_unigram"]
 
 
 @pytest.mark.slow
