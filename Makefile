@@ -40,7 +40,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	# >>> cnn
-	$(BIN)/python scripts/bench_overhead.py
+	$(BIN)/python scripts/cnn_overhead.py
 	# <<< cnn
 	$(BIN)/python scripts/bench_sampler.py
 

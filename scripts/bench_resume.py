@@ -8,7 +8,7 @@ load it; and the wall time of a ``fit`` that resumes from it and trains one step
 one that starts from scratch and trains one step.
 
     python scripts/bench_resume.py                 # every task
-    python scripts/bench_resume.py --tasks cnn --trials 5
+    python scripts/bench_resume.py --tasks TASK --trials 5
 """
 
 from __future__ import annotations

@@ -33,14 +33,14 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=10_000_000)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    video_lengths = rng.integers(60, 600, size=args.items // 300)
-    video_starts = np.concatenate([[0], np.cumsum(video_lengths)[:-1]])
+    group_lengths = rng.integers(60, 600, size=args.items // 300)
+    group_starts = np.concatenate([[0], np.cumsum(group_lengths)[:-1]])
     cases = {
         "single items (block 1)": {"num_items": args.items, "block_size": 1},
-        "video frames (clips of 16, groups)": {
-            "num_items": int(video_lengths.sum()),
+        "grouped items (blocks of 16)": {
+            "num_items": int(group_lengths.sum()),
             "block_size": 16,
-            "group_starts": video_starts,
+            "group_starts": group_starts,
         },
     }
     layout = BatchLayout.resolve(512, 64, 4)  # micro 64 x accumulate 2 x 4 ranks

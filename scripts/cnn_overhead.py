@@ -5,7 +5,7 @@ the same number of optimizer steps: (a) through `fit`'s Lightning path (build_ru
 Trainer.fit, logging and checkpointing off) and (b) with a plain loop. Runs alternate
 (a, b, a, b, ...) so both see the same machine load; prints steps/s and the ratio.
 
-    python scripts/bench_overhead.py [--steps 100] [--repeats 3] [--batch 128]
+    python scripts/cnn_overhead.py [--steps 100] [--repeats 3] [--batch 128]
 """
 
 from __future__ import annotations

@@ -1,86 +1,44 @@
 """Bake a new project from this repository: copy the live project, keep the chosen tasks, rename it.
 
 The repository root is a working project (its tests, its CI); the cookiecutter hook calls
-:func:`bake` to copy it into the new project's folder. What belongs to some tasks only
-is named in two ways:
+:func:`bake` to copy it into the new project's folder. A task is the package
+``src/<package>/tasks/<task>/``, and its files are found by convention (:func:`owner`), so
+leaving a task out is deleting them; a new task adds nothing here. Where a shared file must
+still differ per task, a block between marker lines ``# >>> video`` and ``# <<< video``
+(``<!-- >>> lm -->`` in Markdown) is kept when one of the named tasks is chosen;
+``template`` marks what only this repository has. Marker lines never reach the baked project.
 
-* whole files, in :data:`TASK_FILES` (a file goes when none of its tasks is chosen);
-* blocks inside shared files, between marker lines ``# >>> cnn video`` and
-  ``# <<< cnn video`` (``<!-- >>> lm -->`` in Markdown): kept when one of the named
-  tasks is chosen. ``template`` marks what only this repository has (this folder, the
-  bake tests, the CI bake job, the README's section on baking). Marker lines never
-  reach the baked project.
-
-Then the package, project and environment-variable names are replaced everywhere, and
-a few settings are written (default experiment and logger, Python versions, author).
+Then the package, project and environment-variable names are replaced everywhere, a few
+settings are written (default experiment and logger, Python versions, author), and the bake
+refuses its output if a left-out task's words (:func:`task_words`) remain anywhere.
 """
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-TASKS = ("cnn", "lm", "video")
 LOGGERS = ("csv", "tensorboard", "wandb")
 PACKAGE = "lightning_template"
 SLUG = "lightning-template"
 DESCRIPTION = "PyTorch Lightning template where any split of a global batch trains the same model"
-
-# Files that belong to some tasks (globs relative to the repository root).
-TASK_FILES: dict[str, tuple[str, ...]] = {
-    "cnn": (
-        "configs/data/cifar10.yaml",
-        "configs/data/synthetic_images.yaml",
-        "configs/experiment/cnn*.yaml",
-        "configs/model/cnn.yaml",
-        "configs/sweep/cnn*.yaml",
-        "src/lightning_template/data/cifar10.py",
-        "src/lightning_template/data/image_*.py",
-        "src/lightning_template/data/synthetic_images.py",
-        "src/lightning_template/models/image_classifier.py",
-        "tests/test_cifar10.py",
-        "tests/test_image_dataset.py",
-        "tests/test_synthetic_images.py",
-        "tests/test_global_batch.py",
-        "tests/test_training.py",
-        "scripts/bench_overhead.py",
-    ),
-    "lm": (
-        "configs/data/ptb.yaml",
-        "configs/data/wikitext2.yaml",
-        "configs/data/synthetic_text.yaml",
-        "configs/experiment/lm*.yaml",
-        "configs/model/lstm.yaml",
-        "configs/sweep/lm*.yaml",
-        "src/lightning_template/batching/streams.py",
-        "src/lightning_template/data/synthetic_text.py",
-        "src/lightning_template/data/text_*.py",
-        "src/lightning_template/models/language_model.py",
-        "tests/test_streams.py",
-        "tests/test_text_data.py",
-        "tests/test_language_model.py",
-    ),
-    "video": (
-        "configs/data/synthetic_videos.yaml",
-        "configs/data/video_folder.yaml",
-        "configs/experiment/video*.yaml",
-        "configs/model/video.yaml",
-        "configs/sweep/video*.yaml",
-        "src/lightning_template/data/synthetic_videos.py",
-        "src/lightning_template/data/video_*.py",
-        "src/lightning_template/models/video_classifier.py",
-        "tests/test_video_*.py",
-        "scripts/video_memory.py",
-    ),
-    "cnn video": ("src/lightning_template/models/resnet.py",),
-    "template": ("template/*", "template/**/*", "tests/test_template.py"),
-}
+ROOT = Path(__file__).resolve().parents[1]
+TASKS_DIR = f"src/{PACKAGE}/tasks"
+# a task is a package in TASKS_DIR (its __init__.py declares its TERMS)
+TASKS = tuple(sorted(p.parent.name for p in (ROOT / TASKS_DIR).glob("*/__init__.py")))
+# Folders whose files belong to one task each: <folder>/<task>/... (or <folder>/<task>.md);
+# folders whose files belong to the task their name starts with: <task>.yaml, <task>_*.py
+TASK_FOLDERS = (TASKS_DIR, "tests/tasks", "docs/tasks")
+TASK_PREFIXED = ("configs/*", "scripts")
+TEMPLATE_FILES = ("template/*", "tests/test_template.py")
 
 MARKER = re.compile(r"^\s*(?:#|<!--)\s*(>>>|<<<)\s*([a-z][a-z ]*?)\s*(?:-->)?\s*$")
 # What no baked file may contain: template machinery, this repository's names, marker lines.
@@ -165,12 +123,65 @@ def _walk_without_ignored(root: Path) -> list[Path]:
     return found
 
 
+def owns(task: str, path: Path) -> bool:
+    """Whether the convention gives ``path`` (relative to the root) to ``task``."""
+    for folder in TASK_FOLDERS:
+        if path.is_relative_to(folder):
+            return Path(path.relative_to(folder).parts[0]).stem == task
+    if any(fnmatch.fnmatch(path.parent.as_posix(), folder) for folder in TASK_PREFIXED):
+        return path.stem == task or path.stem.startswith(f"{task}_")
+    return False
+
+
+def owner(path: Path) -> str | None:
+    """The task (or ``template``) a file belongs to; None for a shared file."""
+    if any(fnmatch.fnmatch(path.as_posix(), pattern) for pattern in TEMPLATE_FILES):
+        return "template"
+    return next((task for task in TASKS if owns(task, path)), None)
+
+
 def is_kept(path: Path, tasks: tuple[str, ...]) -> bool:
-    text = path.as_posix()
-    for owners, patterns in TASK_FILES.items():
-        if any(fnmatch.fnmatch(text, pattern) for pattern in patterns):
-            return any(owner in tasks for owner in owners.split())
-    return True
+    return owner(path) in (None, *tasks)
+
+
+def top_level_names(modules: Iterable[Path]) -> set[str]:
+    """The public classes and functions ``modules`` define (read, not imported)."""
+    names = set()
+    for module in modules:
+        for node in ast.parse(module.read_text()).body:
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.name[0] != "_":
+                names.add(node.name)
+    return names
+
+
+def declared_terms(package: Path) -> tuple[str, ...]:
+    """The words a task declares as its own: ``TERMS = (...)`` in its ``__init__.py``."""
+    for node in ast.parse((package / "__init__.py").read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "TERMS" for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+    raise ValueError(f"{package / '__init__.py'}: declares no TERMS")
+
+
+def task_words(source: Path = ROOT) -> dict[str, re.Pattern]:
+    """What tells each task apart, for the check that a bake left none of a left-out task behind.
+
+    Its name and TERMS, in any case, as whole words (``_`` separates words; a plural ``s`` counts),
+    and the compound names of the classes and functions only its package defines, as written (a
+    single word such as ``probe`` says no task unless TERMS lists it).
+    """
+    tasks_dir = source / TASKS_DIR
+    defined = {task: top_level_names((tasks_dir / task).rglob("*.py")) for task in TASKS}
+    modules = (source / "src" / PACKAGE).rglob("*.py")
+    core = top_level_names(module for module in modules if not module.is_relative_to(tasks_dir))
+    words = {}
+    for task in TASKS:
+        others = core.union(*(defined[t] for t in TASKS if t != task))
+        names = sorted(n for n in defined[task] - others if re.search(r"_|\d|.[A-Z]", n))
+        terms = sorted({task, *declared_terms(tasks_dir / task)}, key=len, reverse=True)
+        phrases = "|".join(r"[\s_-]+".join(map(re.escape, term.split())) for term in terms)
+        pattern = rf"(?<![A-Za-z0-9])(?i:{phrases})s?(?![A-Za-z0-9])"
+        words[task] = re.compile(pattern + (rf"|\b(?:{'|'.join(names)})\b" if names else ""))
+    return words
 
 
 def keep_blocks(text: str, tasks: tuple[str, ...], where: str) -> str:
@@ -253,6 +264,8 @@ def bake(source: Path, target: Path, options: Options) -> list[Path]:
         written.append(destination)
     tidy(target)
     check_no_leftovers(target)
+    words = task_words(source)
+    check_no_task_words(target, {task: words[task] for task in TASKS if task not in options.tasks}, options)
     return written
 
 
@@ -277,3 +290,21 @@ def check_no_leftovers(target: Path) -> None:
                 found.append(f"{path.relative_to(target)}: {match.group(0)!r}")
     if found:
         raise ValueError("The baked project still holds template text: " + "; ".join(found[:10]))
+
+
+def check_no_task_words(target: Path, words: dict[str, re.Pattern], options: Options) -> None:
+    """Fail the bake if a file's path or text still holds a word of a left-out task (the answers' own names aside)."""
+    chosen = (options.project_name, options.project_slug, options.package_name, options.description, options.author)
+    found = []
+    for path in sorted(target.rglob("*")):
+        relative = path.relative_to(target)
+        if not path.is_file() or ".git" in relative.parts:
+            continue
+        places = [(relative.as_posix(), relative.as_posix())]
+        places += [(f"{relative}:{n}", line) for n, line in enumerate(path.read_text(errors="ignore").splitlines(), 1)]
+        for where, line in places:
+            for name in chosen:
+                line = line.replace(name, "")
+            found += [f"{where}: {m.group(0)!r} ({task})" for task, word in words.items() if (m := word.search(line))]
+    if found:
+        raise ValueError(f"The baked project keeps {len(found)} words of left-out tasks: " + "; ".join(found[:20]))

@@ -25,8 +25,8 @@ pytestmark = pytest.mark.slow
 
 EXIT_STOPPED, EXIT_LOST_RANK = 75, 69
 
-# A global batch of 16 in every task (16 streams for the language model): 6 optimizer steps
-# per epoch of the tiny video and text sets, 36 of the tiny image set.
+# A global batch of 16 in every task (in the units its DataModule counts), so that each
+# task's tiny set gives several optimizer steps per epoch.
 SHIPPED = {task: [*tiny, "data.global_batch_size=16", "test_after_fit=false"] for task, tiny in TINY_BY_TASK.items()}
 TASKS = list(SHIPPED)
 SINGLE_ACCUMULATE_4 = ["trainer.accelerator=cpu", "trainer.devices=1", "data.micro_batch_size=4"]

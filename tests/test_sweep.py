@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from lightning_template.monitor_history import MonitorHistory, history_path, read_history
 from lightning_template.sweep.optuna_sweep import SweepOptions, open_study, storage_url
 from lightning_template.sweep.spec import load_spec
+from lightning_template.sweep.trial_process import logged_metrics
 
 from conftest import TASK, TINY, run_module
 
@@ -104,7 +105,7 @@ def test_a_trailing_trial_is_pruned_at_its_first_validation(tmp_path):
     config = write_sweep(tmp_path / "prune.yaml", {"model.optimizer.lr": {"values": [1e-7, 0.1]}})
     overrides = [*TINY, "trainer.max_epochs=5"]
     study = open_study(load_spec(str(config)), tmp_path, overrides, SweepOptions(pruner="median"))
-    perfect = 1.0  # accuracy 1 or perplexity 1: no real run reaches it, so the new trial trails
+    perfect = 1.0  # the best a metric of the shipped tasks can be: no real run reaches it, so the new trial trails
     for number in range(2):  # two earlier trials of lr 0.1 at that value at every validation (the grid's next: 1e-7)
         study.add_trial(
             optuna.trial.create_trial(
@@ -136,6 +137,8 @@ def test_trials_are_read_whatever_the_logger(tmp_path, loggers):
     values = [line[SHIPPED.metric] for line in read_history(history_path(run_dir))]
     assert len(values) == 2 and trial.intermediate_values == dict(enumerate(values)) and trial.value == values[-1]
     assert f"Best trial 0: {SHIPPED.metric} = {trial.value:.6g}" in run.stdout
+    # what a trial whose metric.name is misspelt lists as logged
+    assert {SHIPPED.metric, "train/loss", "train/lr"} <= set(logged_metrics(run_dir))
 
 
 class ValidationLoss(BoringModel):

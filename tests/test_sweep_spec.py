@@ -9,10 +9,10 @@ import pytest
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from lightning_template.errors import UserError
+from lightning_template.rank_agreement import check_ranks_agree
 from lightning_template.sweep.composition import check_overrides
 from lightning_template.sweep.optuna_sweep import SweepOptions, open_study
 from lightning_template.sweep.spec import override, parse_spec
-from lightning_template.training.module import check_ranks_agree
 
 from conftest import TASK
 

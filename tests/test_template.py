@@ -1,13 +1,13 @@
 """Baking new projects with cookiecutter (through pytest-cookies), and testing what comes out.
 
 Each bake is checked for its layout and for leftovers (template machinery, this
-repository's names, the tasks not chosen); the baked projects' own test suites then
-run in a virtual environment of their own, with the package installed under its new name.
+repository's names, the words of the tasks not chosen); the baked projects' own test suites
+then run in a virtual environment of their own, with the package installed under its new name.
 """
 
 from __future__ import annotations
 
-import fnmatch
+import json
 import os
 import re
 import subprocess
@@ -21,7 +21,7 @@ import yaml
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "template"))
-from bake import LEFTOVERS, TASK_FILES, TASKS, keep_blocks, source_files
+from bake import LEFTOVERS, PACKAGE, TASKS, keep_blocks, owner, owns, source_files, task_words
 
 pytestmark = pytest.mark.bake
 
@@ -32,12 +32,8 @@ BAKES = {
     "lm": {"tasks": "lm", "python_versions": "3.11,3.12"},
     "video": {"tasks": "video", "default_logger": "wandb", "author": "Ada Lovelace"},
 }
-# Names that only a task's own code uses: none may remain once the task is left out.
-TRACES = {
-    "cnn": ["cifar", "image_classifier", "synthetic_images", "experiment=cnn", "SmallResNet"],
-    "lm": ["language_model", "synthetic_text", "wikitext", "ptb", "experiment=lm", "TokenStreams", "bptt"],
-    "video": ["video_classifier", "synthetic_videos", "video_folder", "experiment=video", "PyAV"],
-}
+# What tells each task: none of it may remain once the task is left out.
+WORDS = task_words(ROOT)
 
 
 def bake(cookies, **answers) -> Path:
@@ -69,8 +65,8 @@ def test_bake_keeps_the_chosen_tasks_renamed_and_nothing_else(cookies, bake_name
         assert not LEFTOVERS.search(text), f"{path}: {LEFTOVERS.search(text).group(0)!r}"
         assert "template" not in text.lower(), f"{path} mentions the template"
         for task in set(TASKS) - set(tasks):
-            found = [trace for trace in TRACES[task] if trace.lower() in text.lower()]
-            assert not found, f"{path} keeps {found} of the left-out task {task}"
+            found = WORDS[task].search(path + "\n" + text)
+            assert not found, f"{path} keeps {found.group(0)!r} of the left-out task {task}"
 
     pyproject = tomllib.loads(files["pyproject.toml"])
     assert pyproject["project"]["name"] == "acme-vision"
@@ -103,11 +99,41 @@ def test_markers_keep_the_blocks_of_chosen_tasks():
         keep_blocks("# >>> cnn\na\n", ("cnn",), "x")
 
 
-def test_every_task_file_pattern_matches_a_file():
-    files = [p.as_posix() for p in source_files(ROOT)]
-    for owners, patterns in TASK_FILES.items():
-        for pattern in patterns:
-            assert any(fnmatch.fnmatch(f, pattern) for f in files), f"{owners}: {pattern} matches nothing"
+def test_each_task_is_found_by_convention_and_registered():
+    files = source_files(ROOT)
+    for task in TASKS:
+        owned = {f.as_posix() for f in files if owner(f) == task}
+        for expected in (
+            f"src/{PACKAGE}/tasks/{task}/__init__.py",
+            f"tests/tasks/{task}/tiny.yaml",
+            f"configs/model/{task}.yaml",
+            f"configs/experiment/{task}.yaml",
+            f"configs/sweep/{task}.yaml",
+        ):
+            assert expected in owned, f"{task}: {expected} is missing"
+        assert any(f.startswith(f"configs/data/{task}_") for f in owned), f"{task}: no configs/data/{task}_*.yaml"
+        assert any(f.startswith(f"tests/tasks/{task}/test_") for f in owned), f"{task}: no tests"
+    default_tasks = json.loads((ROOT / "template" / "cookiecutter.json").read_text())["tasks"]
+    assert default_tasks == ",".join(TASKS)
+
+
+def test_a_file_belongs_to_one_task_at_most():
+    for path in source_files(ROOT):
+        owners = [task for task in TASKS if owns(task, path)]
+        assert len(owners) <= 1, f"{path} belongs to {owners}"
+    assert owner(Path("tests/test_template.py")) == owner(Path("template/hooks/pre_gen_project.py")) == "template"
+    assert owner(Path("configs/data/_base.yaml")) is owner(Path(f"src/{PACKAGE}/tasks/__init__.py")) is None
+    assert owner(Path("scripts/lm_speed.py")) == owner(Path("docs/tasks/lm.md")) == "lm"
+
+
+def test_task_words_are_whole_words_of_one_task():
+    assert WORDS["lm"].search("experiment=lm_ptb") and WORDS["lm"].search("two LSTMs")
+    assert not WORDS["lm"].search("a film of helms") and not WORDS["video"].search("videography")
+    assert WORDS["cnn"].search("CIFAR-10") and WORDS["cnn"].search("cifar10")
+    assert WORDS["video"].search("VideoClassifier") and not WORDS["video"].search("videoclassifier")
+    for task, word in WORDS.items():
+        assert word.search(f"tasks/{task}/x.py"), task
+        assert not any(word.search(other) for other in TASKS if other != task), task
 
 
 def test_bad_answers_are_refused_before_anything_is_written(cookies, capfd):

@@ -24,6 +24,7 @@ from lightning_template.data_description import DataDescription
 from lightning_template.errors import UserError
 from lightning_template.lr_scaling import scaled_lr
 from lightning_template.monitor_history import MonitorHistory
+from lightning_template.rank_agreement import RanksAgree
 
 
 @dataclass
@@ -57,7 +58,8 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     ``accumulate_grad_batches`` is left out here: it is derived from the batch sizes
     once the world size is known (:func:`build_run`). What resuming and surviving
     failures need is always added, whatever the callbacks config says: atomic
-    checkpoint files, RNG and layout state, stop signals, a report of a lost DDP rank.
+    checkpoint files, RNG and layout state, stop signals, a report of a lost DDP rank,
+    the monitored metrics' history, and a check that every DDP rank holds the same settings.
     """
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_cfg.pop("accumulate_grad_batches", None)
@@ -69,6 +71,7 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
         StopOnSignal(),
         ReportLostRank(),
         MonitorHistory(),
+        RanksAgree(),
     ]
     loggers = _instantiate_all(cfg.get("logger")) or False
     try:

@@ -19,7 +19,7 @@ class DataDescription:
 
     ``item_shape`` is one item's tensor shape without the batch dimension (``()`` for a
     token). ``classes`` names the classes of a classifier's outputs, ``vocabulary`` the
-    words of a language model's; a task leaves the other empty.
+    tokens a model of sequences predicts; a task leaves the other empty.
     """
 
     item_shape: tuple[int, ...]

@@ -1,7 +1,7 @@
 """Batch samplers that decide, once, which samples form each global batch.
 
 Training uses :class:`OrderPreservingBatchSampler`: it cuts the data into blocks of
-consecutive items (one image; or a clip of frames that never crosses a video),
+consecutive items (one item; or a run of frames that never crosses a recording),
 shuffles the order of the blocks from ``(seed, epoch)``, groups them into global
 batches and gives each (rank, accumulation step) a fixed, disjoint slice. Evaluation
 uses :class:`EvalBatchSampler`: every block exactly once over all ranks, no padding.
@@ -39,7 +39,7 @@ def cut_blocks(
 ) -> np.ndarray:
     """Start indices of the blocks of ``block_size`` consecutive items, group by group.
 
-    ``group_starts`` lists where each group (a video, a document) begins; items of a
+    ``group_starts`` lists where each group (a recording, a document) begins; items of a
     group are contiguous and no block crosses into the next group. A group's short
     tail (``length % block_size`` items) is left out with ``tail="drop"``; with
     ``tail="overlap"`` one more block ends exactly at the group's end, overlapping the

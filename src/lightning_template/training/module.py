@@ -1,4 +1,4 @@
-"""What every task's LightningModule shares: optimizers and schedules from config, and the global-mean loss."""
+"""What every task's LightningModule shares: its data description, optimisation from config, the global-mean loss."""
 
 from __future__ import annotations
 
@@ -8,32 +8,14 @@ from typing import Any
 
 import lightning.pytorch as L
 import torch
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.optim import Optimizer
 
-from lightning_template.batching.distributed import gather_from_ranks
 from lightning_template.batching.loss import global_mean_loss
 from lightning_template.data_description import DataDescription
 from lightning_template.errors import UserError
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
-
-
-def check_ranks_agree(learning_rates_by_rank: list[list[float]]) -> None:
-    """Refuse to train when DDP ranks were configured with different learning rates.
-
-    Each rank composes its own config; launched by Hydra's ``--multirun`` (or a sweeper)
-    under DDP, the ranks can hold different trials' settings and would silently average
-    the gradients of different experiments.
-    """
-    if any(rates != learning_rates_by_rank[0] for rates in learning_rates_by_rank):
-        by_rank = ", ".join(f"rank {r}: {rates}" for r, rates in enumerate(learning_rates_by_rank))
-        raise UserError(
-            f"The DDP ranks were started with different learning rates ({by_rank}): they hold different configs,"
-            " as happens when Hydra's --multirun (or a Hydra sweeper) launches a DDP run. Start one fit process"
-            " per configuration (the sweep command does), or use trainer.strategy=ddp_spawn."
-        )
 
 
 class GlobalBatchModule(L.LightningModule):
@@ -92,14 +74,6 @@ class GlobalBatchModule(L.LightningModule):
                 " new run."
             )
         return horizon
-
-    def on_train_start(self) -> None:
-        # the LR each group was configured with, before any schedule multiplies it
-        rates = [g.get("initial_lr", g["lr"]) for opt in self.trainer.optimizers for g in opt.param_groups]
-        by_rank = gather_from_ranks(rates)
-        check_ranks_agree(by_rank)
-        if len(by_rank) > 1:
-            rank_zero_info(f"Learning rate {', '.join(f'{r:.6g}' for r in rates)} on all {len(by_rank)} ranks")
 
     def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
         # the LR each step really used, after any schedule or scaling
