@@ -294,7 +294,9 @@ def check_no_leftovers(target: Path) -> None:
 
 def check_no_task_words(target: Path, words: dict[str, re.Pattern], options: Options) -> None:
     """Fail the bake if a file's path or text still holds a word of a left-out task (the answers' own names aside)."""
-    chosen = (options.project_name, options.project_slug, options.package_name, options.description, options.author)
+    names = (options.project_name, options.project_slug, options.package_name, options.description, options.author)
+    names += (options.package_name.upper(),)
+    chosen = re.compile("|".join(rf"(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9])" for name in names))
     found = []
     for path in sorted(target.rglob("*")):
         relative = path.relative_to(target)
@@ -303,8 +305,7 @@ def check_no_task_words(target: Path, words: dict[str, re.Pattern], options: Opt
         places = [(relative.as_posix(), relative.as_posix())]
         places += [(f"{relative}:{n}", line) for n, line in enumerate(path.read_text(errors="ignore").splitlines(), 1)]
         for where, line in places:
-            for name in chosen:
-                line = line.replace(name, "")
+            line = chosen.sub("", line)
             found += [f"{where}: {m.group(0)!r} ({task})" for task, word in words.items() if (m := word.search(line))]
     if found:
         raise ValueError(f"The baked project keeps {len(found)} words of left-out tasks: " + "; ".join(found[:20]))

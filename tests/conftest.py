@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import lightning.pytorch as L
 import pytest
 import torch
 import yaml
@@ -88,6 +89,12 @@ def fit(tmp_path: Path):
         return run_command("fit", tmp_path / name, *overrides, check=check, timeout=timeout)
 
     return _fit
+
+
+def quiet_trainer(**settings) -> L.Trainer:
+    """A CPU Trainer without logger, progress bar or model summary, for in-process module tests."""
+    quiet = {"accelerator": "cpu", "logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    return L.Trainer(**{**quiet, **settings})
 
 
 def max_abs_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:

@@ -21,7 +21,18 @@ import yaml
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "template"))
-from bake import LEFTOVERS, PACKAGE, TASKS, keep_blocks, owner, owns, source_files, task_words
+from bake import (
+    LEFTOVERS,
+    PACKAGE,
+    TASKS,
+    Options,
+    check_no_task_words,
+    keep_blocks,
+    owner,
+    owns,
+    source_files,
+    task_words,
+)
 
 pytestmark = pytest.mark.bake
 
@@ -134,6 +145,14 @@ def test_task_words_are_whole_words_of_one_task():
     for task, word in WORDS.items():
         assert word.search(f"tasks/{task}/x.py"), task
         assert not any(word.search(other) for other in TASKS if other != task), task
+
+
+def test_a_bake_that_keeps_a_left_out_task_word_is_refused_naming_file_line_and_word(tmp_path):
+    (tmp_path / "notes.md").write_text("video_lab: our project\nsee experiment=video_folder\n")
+    options = Options("Video Lab", "video-lab", "video_lab", "d", "A", ("lm",), "csv", ("3.12",))
+    with pytest.raises(ValueError, match=r"notes\.md:2: 'video' \(video\)") as refused:
+        check_no_task_words(tmp_path, {"video": WORDS["video"]}, options)
+    assert "notes.md:1" not in str(refused.value)  # the answers' own names are no leftover
 
 
 def test_bad_answers_are_refused_before_anything_is_written(cookies, capfd):

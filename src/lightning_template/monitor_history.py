@@ -96,6 +96,5 @@ class MonitorHistory(Callback):
         if self._base_lr is not None:
             line["base_lr"] = self._base_lr
         line.update((name, value) for name, value in scalar_metrics(trainer).items() if name not in line)
-        with history_path(trainer.default_root_dir).open("a") as handle:
+        with history_path(trainer.default_root_dir).open("a") as handle:  # closed, so flushed, line by line
             handle.write(json.dumps(line) + "\n")
-            handle.flush()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import lightning.pytorch as L
 import torch
 from torch.optim import SGD
 from torch.utils.data import DataLoader
@@ -16,6 +15,8 @@ from lightning_template.tasks.cnn.dataset import ImageBatch
 from lightning_template.tasks.cnn.module import ImageClassifier
 from lightning_template.tasks.cnn.net import SmallResNet
 from lightning_template.tasks.cnn.synthetic import CLASS_NAMES
+
+from conftest import quiet_trainer
 
 
 def test_trains_on_a_plain_dataloader_and_the_checkpoint_holds_the_description(tmp_path):
@@ -29,9 +30,7 @@ def test_trains_on_a_plain_dataloader_and_the_checkpoint_holds_the_description(t
     # no DataModule: each batch says how many items its global batch holds
     batches = [ImageBatch(images[i : i + 8], labels[i : i + 8], global_items=8) for i in (0, 8)]
     before = model.net.head[-1].weight.detach().clone()
-    trainer = L.Trainer(
-        max_steps=2, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
-    )
+    trainer = quiet_trainer(max_steps=2, default_root_dir=tmp_path)
     trainer.fit(model, train_dataloaders=DataLoader(batches, batch_size=None))
     assert not torch.equal(before, model.net.head[-1].weight)
 

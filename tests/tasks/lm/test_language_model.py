@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 from functools import partial
 
-import lightning.pytorch as L
 import pytest
 import torch
 from torch.optim import SGD
@@ -18,7 +17,7 @@ from lightning_template.tasks.lm.data import SyntheticTextDataModule
 from lightning_template.tasks.lm.module import LanguageModel
 from lightning_template.tasks.lm.net import LSTMNet
 
-from conftest import TINY_BY_TASK, max_abs_difference
+from conftest import TINY_BY_TASK, max_abs_difference, quiet_trainer
 
 EXACT = [
     *TINY_BY_TASK["lm"],
@@ -56,16 +55,7 @@ def test_the_hidden_state_is_carried_detached_to_the_next_window(carry):
     data = SyntheticTextDataModule(global_batch_size=4, bptt=5, num_train=404, num_val=200, num_test=200)
     net = partial(LSTMNet, embedding_size=8, hidden_size=8, num_layers=2, dropout=0.0)
     model = RecordingModel(data=data.describe(), net=net, carry_hidden=carry)
-    trainer = L.Trainer(
-        max_steps=25,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-    )
+    trainer = quiet_trainer(max_steps=25, enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0)
     trainer.fit(model, datamodule=data)
     windows = model.windows  # 20 windows per epoch: 25 steps cross into epoch 2
     assert len(windows) == 25 and windows[0][0] is None and windows[20][0] is None

@@ -1,4 +1,4 @@
-"""The video classifier's network: a per-frame convolutional network, a GRU over the frames in order, a linear classifier."""
+"""The video classifier's network: per-frame convolutions, a GRU over the frames in order, a linear classifier."""
 
 from __future__ import annotations
 
