@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from lightning_template.config import CONFIG_DIR
 from lightning_template.errors import report_user_errors
 from lightning_template.sweep.composition import check_overrides, sample_points
 from lightning_template.sweep.optuna_sweep import DB_NAME, PRUNERS, SweepOptions, run_study
@@ -24,10 +25,11 @@ def parser() -> argparse.ArgumentParser:
     parse = argparse.ArgumentParser(
         prog="sweep",
         description=__doc__.split("\n\n")[0],
-        epilog="Sweep configs are W&B sweep files in configs/sweep/ (or any path); see the README.",
+        epilog="Sweep configs are W&B sweep files in configs/sweep/ (or any path); see docs/sweep.md.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parse.add_argument("config", help="a sweep config: a name in configs/sweep/ (cnn, lm, video, ...) or a path")
+    names = ", ".join(sorted(path.stem for path in (CONFIG_DIR / "sweep").glob("*.yaml")))
+    parse.add_argument("config", help=f"a sweep config: a name in configs/sweep/ ({names}) or a path")
     parse.add_argument("overrides", nargs="*", help="fit overrides for every trial, e.g. trainer.max_epochs=1")
     parse.add_argument("--backend", choices=("optuna", "wandb"), default="optuna")
     parse.add_argument("--check", action="store_true", help="validate the config and overrides, run no trial")
