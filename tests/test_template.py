@@ -182,7 +182,9 @@ def run_project_tests(project: Path, marker: str) -> subprocess.CompletedProcess
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("bake_name", "marker"), [("default", "not slow"), ("lm", "smoke"), ("video", "smoke")])
+@pytest.mark.parametrize(
+    ("bake_name", "marker"), [("default", "smoke"), ("cnn", "not slow"), ("lm", "not slow"), ("video", "not slow")]
+)
 def test_the_baked_project_passes_its_own_tests(cookies, bake_name, marker):
     project = bake(cookies, **BAKES[bake_name])
     done = run_project_tests(project, marker)

@@ -7,6 +7,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from lightning_template.errors import UserError
+
 Norm = Literal["batch", "group"]
 
 
@@ -17,7 +19,9 @@ def make_norm(kind: Norm, channels: int) -> nn.Module:
         return nn.BatchNorm2d(channels)
     if kind == "group":
         return nn.GroupNorm(min(8, channels), channels)
-    raise ValueError(f"model.norm={kind!r} is not one of: batch, group")
+    raise UserError(
+        f"model.net.norm={kind!r} is not one of: batch, group (group keeps every split of the global batch exact)."
+    )
 
 
 class BasicBlock(nn.Module):
