@@ -128,14 +128,17 @@ class GlobalBatchDataModule(L.LightningDataModule):
             "generator": torch.Generator().manual_seed(self.seed),
         }
 
+    def training_shuffle(self) -> bool:
+        """Whether training batches come in a new order every epoch."""
+        # like Lightning, trainer.overfit_batches trains on the same first batches every epoch
+        return self.shuffle and not (self.trainer is not None and self.trainer.overfit_batches)
+
     def train_loader(self, dataset: Dataset, **sampler_kwargs) -> ResumableLoader:
         """A resumable loader over ``dataset`` whose batches follow the global-batch layout."""
         rank, _ = self.rank_and_world()
         layout = self.current_layout()
-        # like Lightning, trainer.overfit_batches trains on the same first batches every epoch
-        shuffle = self.shuffle and not (self.trainer is not None and self.trainer.overfit_batches)
         sampler = OrderPreservingBatchSampler(
-            len(dataset), layout, rank, seed=self.seed, shuffle=shuffle, **sampler_kwargs
+            len(dataset), layout, rank, seed=self.seed, shuffle=self.training_shuffle(), **sampler_kwargs
         )
         rank_zero_info(f"Training data: {sampler.describe()}")
         return self.resumable_loader(dataset, sampler, StampGlobalItems(layout.global_batch_size))

@@ -20,12 +20,12 @@ def write_corpus(root: Path, lines: int = 300, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     for name, count in (("train.txt", lines), ("valid.txt", lines // 4), ("test.txt", lines // 4)):
-        sentences = [" ".join(rng.choice(WORDS, rng.integers(3, 12))) for _ in range(count)]
+        text = [" ".join(rng.choice(WORDS, rng.integers(3, 12))) for _ in range(count)]
         if name == "train.txt":
-            sentences[0] += " <unk>"
+            text[0] += " <unk>"
         else:
-            sentences[0] += " zebra"  # never seen in training
-        (root / name).write_text("".join(f" {s} \n" for s in sentences))
+            text[0] += " zebra"  # never seen in training
+        (root / name).write_text("".join(f" {s} \n" for s in text))
     return root
 
 

@@ -4,4 +4,4 @@
 neither the shared files nor another task's use them.
 """
 
-TERMS = ("lstm", "ptb", "wikitext", "wikitext2", "bptt", "perplexity", "language model", "language modelling")
+TERMS = ("ptb", "wikitext", "wikitext2", "bptt")

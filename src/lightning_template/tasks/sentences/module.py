@@ -1,0 +1,180 @@
+"""Two objectives on the same length-grouped sentence batches: next-word prediction and topic classification.
+
+The training loss is exact under any split of a global batch: a micro-batch returns the
+*sum* of its losses divided by the count of the whole global batch (tokens for the
+next-word model, sentences for the classifier) over every rank and accumulation step
+(``GlobalBatchModule.global_mean``). Averaging each micro-batch on its own would weight
+the tokens of small micro-batches more, and micro-batches of sentences never hold the
+same number of tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from lightning_template.data_description import DataDescription
+from lightning_template.errors import UserError
+from lightning_template.tasks.sentences.data import SentenceBatch
+from lightning_template.training.metrics import ExactMean
+from lightning_template.training.module import GlobalBatchModule, OptimizerFactory
+
+
+class SentenceModule(GlobalBatchModule):
+    """What both objectives share: the packed network, the exact loss, the logged counts.
+
+    A subclass says what one micro-batch's losses are (:meth:`losses`: one per token or
+    per sentence), how many of them its global batch holds (:meth:`global_count`) and
+    how many tokens the network reads of a sentence (:meth:`tokens_read`) and of a
+    global batch (:meth:`global_tokens_read`).
+
+    ``train/tokens`` is the number of tokens of each step's global batch; ``train/padding``
+    is, per epoch, the padded slots of the micro-batches over their real tokens: the
+    memory the padded tensors waste (no compute: the network packs them away).
+    """
+
+    def __init__(
+        self,
+        data: DataDescription,
+        net: Callable[..., nn.Module],
+        optimizer: OptimizerFactory,
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_interval: str = "step",
+        scheduler_monitor: str | None = None,
+        compile: bool = False,
+    ) -> None:
+        super().__init__(data, optimizer, scheduler, scheduler_interval, scheduler_monitor)
+        self.net = net(vocab_size=self.data.vocab_size)
+        if compile:
+            self.net.compile()
+        self.val_loss, self.test_loss = ExactMean(), ExactMean()
+        self._padding = [0, 0]  # padded slots, real tokens, this epoch on this rank
+
+    def losses(self, batch: SentenceBatch) -> Tensor:
+        raise NotImplementedError
+
+    def global_count(self, batch: SentenceBatch) -> int:
+        raise NotImplementedError
+
+    def tokens_read(self, lengths: Tensor) -> Tensor:
+        """Tokens the network reads of each sentence."""
+        return lengths
+
+    def global_tokens_read(self, batch: SentenceBatch) -> int:
+        return batch.global_tokens
+
+    def training_step(self, batch: SentenceBatch, batch_idx: int) -> Tensor:
+        losses = self.losses(batch)
+        read = self.tokens_read(batch.lengths)
+        self._padding[0] += int(len(read) * read.max() - read.sum())
+        self._padding[1] += int(read.sum())
+        self.log("train/loss", losses.mean().detach(), on_step=True, prog_bar=True, batch_size=losses.numel())
+        self.log("train/tokens", float(self.global_tokens_read(batch)), on_step=True, on_epoch=False)
+        return self.global_mean(losses.sum(), self.global_count(batch))
+
+    def on_train_epoch_start(self) -> None:
+        self._padding = [0, 0]
+
+    def on_train_epoch_end(self) -> None:
+        counts = torch.tensor(self._padding, dtype=torch.float64, device=self.device)
+        padded, real = self.trainer.strategy.reduce(counts, reduce_op="sum").tolist()
+        if real:
+            self.log("train/padding", padded / real, sync_dist=True, reduce_fx="max")
+
+    def evaluate(self, batch: SentenceBatch, split: str) -> None:
+        getattr(self, f"{split}_loss").update(self.losses(batch))
+
+    def log_evaluation(self, split: str) -> Tensor:
+        """Log ``<split>/loss`` (exact over every rank) and return it."""
+        metric: ExactMean = getattr(self, f"{split}_loss")
+        loss = metric.compute()
+        metric.reset()
+        self.log(f"{split}/loss", loss, sync_dist=True, reduce_fx="max")  # equal on every rank already
+        return loss
+
+    def validation_step(self, batch: SentenceBatch, batch_idx: int) -> None:
+        self.evaluate(batch, "val")
+
+    def test_step(self, batch: SentenceBatch, batch_idx: int) -> None:
+        self.evaluate(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_evaluation("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_evaluation("test")
+
+
+class NextWordModel(SentenceModule):
+    """Predicts each next token of a sentence from the tokens before it; the loss is per token.
+
+    Each sentence's first token is only read, and its ``<eos>`` only predicted, so a
+    sentence of ``n`` tokens gives ``n - 1`` targets.
+    """
+
+    def __init__(self, data: DataDescription, net: Callable[..., nn.Module], **kwargs: Any) -> None:
+        super().__init__(data, net, **kwargs)
+        self.decoder = nn.Linear(self.net.hidden_size, self.data.vocab_size)
+
+    def tokens_read(self, lengths: Tensor) -> Tensor:
+        return lengths - 1
+
+    def global_tokens_read(self, batch: SentenceBatch) -> int:
+        return batch.global_tokens - batch.global_sentences
+
+    def global_count(self, batch: SentenceBatch) -> int:
+        return self.global_tokens_read(batch)
+
+    def losses(self, batch: SentenceBatch) -> Tensor:
+        lengths = batch.lengths - 1
+        outputs, _ = self.net(batch.tokens[:, :-1], lengths)
+        # packed with the same lengths, the targets line up with the outputs token for token
+        targets = pack_padded_sequence(batch.tokens[:, 1:], lengths.cpu(), batch_first=True, enforce_sorted=False)
+        return F.cross_entropy(self.decoder(outputs.data), targets.data, reduction="none")
+
+    def log_evaluation(self, split: str) -> Tensor:
+        loss = super().log_evaluation(split)
+        self.log(f"{split}/ppl", loss.exp(), prog_bar=split == "val", sync_dist=True, reduce_fx="max")
+        return loss
+
+
+class TopicClassifier(SentenceModule):
+    """Classifies a sentence from the LSTM state after its last token; the loss is per sentence."""
+
+    def __init__(self, data: DataDescription, net: Callable[..., nn.Module], **kwargs: Any) -> None:
+        super().__init__(data, net, **kwargs)
+        if self.data.num_classes < 2:
+            raise UserError(
+                "The topic classifier needs labelled sentences of at least 2 classes: use data with labels"
+                " (data.labels=true and `label<TAB>sentence` lines), or the next-word model (model=sentences_lm)."
+            )
+        self.classifier = nn.Linear(self.net.hidden_size, self.data.num_classes)
+        self.val_acc, self.test_acc = ExactMean(), ExactMean()
+
+    def global_count(self, batch: SentenceBatch) -> int:
+        return batch.global_sentences
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """Class logits ``(sentences, classes)``."""
+        _, final = self.net(tokens, lengths)
+        return self.classifier(final)
+
+    def losses(self, batch: SentenceBatch) -> Tensor:
+        return F.cross_entropy(self(batch.tokens, batch.lengths), batch.labels, reduction="none")
+
+    def evaluate(self, batch: SentenceBatch, split: str) -> None:
+        logits = self(batch.tokens, batch.lengths)
+        getattr(self, f"{split}_loss").update(F.cross_entropy(logits, batch.labels, reduction="none"))
+        getattr(self, f"{split}_acc").update((logits.argmax(dim=1) == batch.labels).double())
+
+    def log_evaluation(self, split: str) -> Tensor:
+        loss = super().log_evaluation(split)
+        metric: ExactMean = getattr(self, f"{split}_acc")
+        self.log(f"{split}/acc", metric.compute(), prog_bar=split == "val", sync_dist=True, reduce_fx="max")
+        metric.reset()
+        return loss
