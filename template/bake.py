@@ -165,7 +165,8 @@ def declared_terms(package: Path) -> tuple[str, ...]:
 def task_words(source: Path = ROOT) -> dict[str, re.Pattern]:
     """What tells each task apart, for the check that a bake left none of a left-out task behind.
 
-    Its name and TERMS, in any case, as whole words (``_`` separates words; a plural ``s`` counts),
+    Its name and TERMS, in any case, as whole words (``_`` separates words; a plural ``s`` counts;
+    not after another task's name and ``_``, as in that task's ``sentences_lm``),
     and the compound names of the classes and functions only its package defines, as written (a
     single word such as ``probe`` says no task unless TERMS lists it).
     """
@@ -179,7 +180,9 @@ def task_words(source: Path = ROOT) -> dict[str, re.Pattern]:
         names = sorted(n for n in defined[task] - others if re.search(r"_|\d|.[A-Z]", n))
         terms = sorted({task, *declared_terms(tasks_dir / task)}, key=len, reverse=True)
         phrases = "|".join(r"[\s_-]+".join(map(re.escape, term.split())) for term in terms)
-        pattern = rf"(?<![A-Za-z0-9])(?i:{phrases})s?(?![A-Za-z0-9])"
+        # a compound named for another task (sentences_lm) is that task's
+        theirs = "".join(rf"(?<!{re.escape(other)}_)" for other in TASKS if other != task)
+        pattern = rf"(?<![A-Za-z0-9]){theirs}(?i:{phrases})s?(?![A-Za-z0-9])"
         words[task] = re.compile(pattern + (rf"|\b(?:{'|'.join(names)})\b" if names else ""))
     return words
 

@@ -43,6 +43,7 @@ BAKES = {
     "cnn": {"tasks": "cnn", "default_logger": "tensorboard"},
     "lm": {"tasks": "lm", "python_versions": "3.11,3.12"},
     "video": {"tasks": "video", "default_logger": "wandb", "author": "Ada Lovelace"},
+    "sentences": {"tasks": "sentences"},
 }
 # What tells each task: none of it may remain once the task is left out.
 WORDS = task_words(ROOT)
@@ -118,12 +119,12 @@ def test_each_task_is_found_by_convention_and_registered():
         for expected in (
             f"src/{PACKAGE}/tasks/{task}/__init__.py",
             f"tests/tasks/{task}/tiny.yaml",
-            f"configs/model/{task}.yaml",
             f"configs/experiment/{task}.yaml",
             f"configs/sweep/{task}.yaml",
         ):
             assert expected in owned, f"{task}: {expected} is missing"
-        assert any(f.startswith(f"configs/data/{task}_") for f in owned), f"{task}: no configs/data/{task}_*.yaml"
+        for group in ("data", "model"):  # a model config per objective where a task has several
+            assert any(f.startswith(f"configs/{group}/{task}") for f in owned), f"{task}: no configs/{group}/{task}*"
         assert any(f.startswith(f"tests/tasks/{task}/test_") for f in owned), f"{task}: no tests"
     default_tasks = json.loads((ROOT / "template" / "cookiecutter.json").read_text())["tasks"]
     assert default_tasks == ",".join(TASKS)
@@ -139,7 +140,8 @@ def test_a_file_belongs_to_one_task_at_most():
 
 
 def test_task_words_are_whole_words_of_one_task():
-    assert WORDS["lm"].search("experiment=lm_ptb") and WORDS["lm"].search("two LSTMs")
+    assert WORDS["lm"].search("experiment=lm_ptb") and WORDS["lm"].search("truncated BPTT")
+    assert not WORDS["lm"].search("experiment=sentences_lm")  # a compound named for another task is its own
     assert not WORDS["lm"].search("a film of helms") and not WORDS["video"].search("videography")
     assert WORDS["cnn"].search("CIFAR-10") and WORDS["cnn"].search("cifar10")
     assert WORDS["video"].search("VideoClassifier") and not WORDS["video"].search("videoclassifier")
@@ -159,7 +161,7 @@ def test_a_bake_that_keeps_a_left_out_task_word_is_refused_naming_file_line_and_
 def test_bad_answers_are_refused_before_anything_is_written(cookies, capfd):
     result = cookies.bake(extra_context={**NAME, "tasks": "cnn,speech"}, template=str(ROOT / "template"))
     assert result.exit_code != 0 and result.project_path is None
-    assert "tasks='cnn,speech': give a comma-separated subset of cnn, lm, video" in capfd.readouterr().err
+    assert "tasks='cnn,speech': give a comma-separated subset of cnn, lm, sentences, video" in capfd.readouterr().err
 
 
 def project_python(project: Path) -> Path:
@@ -183,9 +185,7 @@ def run_project_tests(project: Path, marker: str) -> subprocess.CompletedProcess
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("bake_name", "marker"), [("default", "smoke"), ("cnn", "not slow"), ("lm", "not slow"), ("video", "not slow")]
-)
+@pytest.mark.parametrize(("bake_name", "marker"), [("default", "smoke"), *((task, "not slow") for task in TASKS)])
 def test_the_baked_project_passes_its_own_tests(cookies, bake_name, marker):
     answers = dict(BAKES[bake_name])
     if importlib.util.find_spec(answers.get("default_logger", "csv")) is None:

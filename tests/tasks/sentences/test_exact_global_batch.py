@@ -18,7 +18,7 @@ from conftest import TINY_BY_TASK, max_abs_difference, run_module
 
 pytestmark = [pytest.mark.slow, pytest.mark.ddp]
 
-OBJECTIVES = {"lm": "experiment=sentences_lm", "topic": "experiment=sentences_topic"}
+OBJECTIVES = {"next_word": "experiment=sentences_lm", "topic": "experiment=sentences_topic"}
 EXACT = [
     *TINY_BY_TASK["sentences"],
     "trainer.precision=64-true",
@@ -80,7 +80,7 @@ def tokens_of_each_micro_batch(overrides: list[str], objective: str) -> list[lis
     lengths = data.corpus.splits["train"].lengths
     sampler = LengthGroupedBatchSampler(data.global_batches(), lengths, layout, 0, seed=data.seed)
     requests = list(sampler)[: 5 * layout.accumulate_grad_batches]
-    unit = (lambda s: int((lengths[list(s)] - 1).sum())) if objective == "lm" else len
+    unit = (lambda s: int((lengths[list(s)] - 1).sum())) if objective == "next_word" else len
     return [[unit(r.indices) for r in requests[s : s + 4]] for s in range(0, len(requests), 4)]
 
 
@@ -101,7 +101,7 @@ def test_every_decomposition_gives_the_same_weights_and_a_mean_of_means_does_not
     if objective == "topic" and sizing == "sentences":
         return  # equal sentence counts per micro-batch: a mean of means happens to be exact here
     (tmp_path / "micro_batch_mean.py").write_text(MICRO_BATCH_MEAN)
-    model = "NextWordMicroMean" if objective == "lm" else "TopicMicroMean"
+    model = "NextWordMicroMean" if objective == "next_word" else "TopicMicroMean"
     buggy = fit_weights(
         tmp_path / "buggy",
         *common,

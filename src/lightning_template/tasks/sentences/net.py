@@ -5,6 +5,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
+from lightning_template.errors import UserError
+
 
 class PackedLSTM(nn.Module):
     """Embedding, multi-layer LSTM and dropout, reading each sentence up to its own length.
@@ -22,14 +24,19 @@ class PackedLSTM(nn.Module):
         hidden_size: int = 256,
         num_layers: int = 1,
         dropout: float = 0.0,
+        norm: str = "none",
     ) -> None:
         super().__init__()
+        if norm not in ("none", "layer"):
+            raise UserError(f"model.net.norm={norm!r} is not one of: none, layer (LayerNorm on the LSTM output).")
         self.hidden_size = hidden_size
         self.embedding = nn.Embedding(vocab_size, embedding_size)
         self.drop = nn.Dropout(dropout)
         self.lstm = nn.LSTM(
             embedding_size, hidden_size, num_layers, dropout=dropout if num_layers > 1 else 0.0, batch_first=True
         )
+        # per token (and per sentence state), so it mixes nothing across a batch
+        self.norm = nn.LayerNorm(hidden_size) if norm == "layer" else nn.Identity()
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> tuple[PackedSequence, Tensor]:
         """Outputs of every real token (packed) and each sentence's final top-layer state ``(sentences, hidden)``.
@@ -39,4 +46,4 @@ class PackedLSTM(nn.Module):
         packed = pack_padded_sequence(tokens, lengths.cpu(), batch_first=True, enforce_sorted=False)
         embedded = packed._replace(data=self.drop(self.embedding(packed.data)))
         outputs, (final, _) = self.lstm(embedded)
-        return outputs._replace(data=self.drop(outputs.data)), self.drop(final[-1])
+        return outputs._replace(data=self.drop(self.norm(outputs.data))), self.drop(self.norm(final[-1]))
