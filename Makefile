@@ -42,6 +42,9 @@ bench: $(STAMP)
 	# >>> cnn
 	$(BIN)/python scripts/cnn_overhead.py
 	# <<< cnn
+	# >>> sentences
+	$(BIN)/python scripts/sentences_throughput.py
+	# <<< sentences
 	$(BIN)/python scripts/bench_sampler.py
 
 clean:

@@ -14,6 +14,11 @@ import lightning.pytorch as L
 import pytest
 import torch
 import yaml
+from omegaconf import DictConfig, open_dict
+
+from lightning_template.config import compose_fit
+from lightning_template.inference import inference_for
+from lightning_template.trained import TrainedModel, load_trained
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
@@ -89,6 +94,90 @@ def fit(tmp_path: Path):
         return run_command("fit", tmp_path / name, *overrides, check=check, timeout=timeout)
 
     return _fit
+
+
+@pytest.fixture(scope="session")
+def fitted(tmp_path_factory):
+    """``fitted(task)``: one epoch of the task's tiny settings, fitted once per test session and shared by the
+    tests of the commands that use a trained model (evaluate, predict, generate, export)."""
+    runs: dict[str, Completed] = {}
+
+    def _fitted(task: str = TASK) -> Completed:
+        if task not in runs:
+            run_dir = tmp_path_factory.mktemp(f"fitted-{task}") / "run"
+            runs[task] = run_command("fit", run_dir, *TINY_BY_TASK[task], "trainer.max_epochs=1")
+        return runs[task]
+
+    return _fitted
+
+
+def console_script(command: str, *args: str, check: bool = True, timeout: int = 600) -> Completed:
+    """Run an installed console script (``evaluate``, ``predict``, ...) as a user would; ``run_dir`` is unused."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "disabled"}
+    script = Path(sys.executable).with_name(command)
+    proc = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+    done = Completed(proc.returncode, proc.stdout, proc.stderr, ROOT)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{command} {' '.join(args)} failed ({proc.returncode}):\n{done.output[-6000:]}")
+    return done
+
+
+def expect_user_error(run: Completed, *fragments: str, status: int | None = 2) -> None:
+    """A failure (exit ``status``; None: any) explained in one paragraph naming ``fragments``, no traceback."""
+    assert run.returncode == status if status is not None else run.returncode != 0, run.output[-3000:]
+    assert "Traceback" not in run.output, run.output[-3000:]
+    for fragment in fragments:
+        assert fragment in " ".join(run.stderr.split()), run.stderr[-3000:]
+
+
+# Loads an exported model and runs it on saved inputs in a fresh interpreter that never imports the project.
+_RUN_EXPORTED = """
+import sys, torch
+model_path, inputs_path, outputs_path = sys.argv[1:]
+inputs = torch.load(inputs_path, weights_only=True)
+if model_path.endswith(".pt2"):
+    model = torch.export.load(model_path).module()
+else:
+    model = torch.jit.load(model_path)
+outputs = model(*inputs)
+assert not any(name.split(".")[0] == "lightning_template" for name in sys.modules), "the project was imported"
+torch.save(list(outputs) if isinstance(outputs, (tuple, list)) else [outputs], outputs_path)
+"""
+
+
+def run_exported(model_path: Path, inputs: tuple[torch.Tensor, ...], work: Path) -> list[torch.Tensor]:
+    """The outputs of an exported model on ``inputs``, computed in a fresh process outside the project."""
+    torch.save(list(inputs), work / "inputs.pt")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    command = [sys.executable, "-c", _RUN_EXPORTED, str(model_path), str(work / "inputs.pt"), str(work / "out.pt")]
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=work, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return torch.load(work / "out.pt", weights_only=True)
+
+
+def trained_model(
+    checkpoint: Path, task: str = TASK, overrides: list[str] | None = None
+) -> tuple[TrainedModel, DictConfig]:
+    """The model of a checkpoint fitted with ``task``'s tiny settings (or ``overrides``), loaded here; its config."""
+    cfg = compose_fit(overrides or TINY_BY_TASK[task])
+    with open_dict(cfg):
+        cfg.ckpt_path = str(checkpoint)
+    return load_trained(cfg), cfg
+
+
+def exported_round_trip(run, task: str, fmt: str, work, overrides: list[str] | None = None) -> float:
+    """Export ``run``'s last checkpoint as ``fmt``; the largest difference between the reloaded file's outputs
+    and the checkpoint's model's on the export's example inputs (computed here, through the project)."""
+    checkpoint = run.run_dir / "checkpoints" / "last.ckpt"
+    console_script("export", f"ckpt_path={checkpoint}", f"format={fmt}", f"output_dir={work}")
+    metadata = json.loads((work / "model.json").read_text())
+    spec = inference_for(*trained_model(checkpoint, task, overrides)).export_spec()
+    with torch.no_grad():
+        expected = spec.module.eval()(*spec.example_inputs)
+    expected = list(expected) if isinstance(expected, tuple) else [expected]
+    outputs = run_exported(work / metadata["file"], spec.example_inputs, work)
+    assert [o.shape for o in outputs] == [e.shape for e in expected]
+    return max((o.double() - e.double()).abs().max().item() for o, e in zip(outputs, expected, strict=True))
 
 
 def quiet_trainer(**settings) -> L.Trainer:

@@ -111,24 +111,48 @@ def _model_config(cfg: DictConfig, global_batch_size: int) -> DictConfig:
     return model_cfg
 
 
-def describe_data(datamodule: GlobalBatchDataModule) -> DataDescription:
+def describe_data(datamodule: GlobalBatchDataModule, trained: DataDescription | None = None) -> DataDescription:
     """Fetch the data where asked, then say what the model must know of it.
 
     The model is built from the description before training, so the data is prepared
     here, by the first process of a machine (as Lightning's ``prepare_data`` would be).
     Processes that a launcher starts beside it (torchrun, SLURM) describe what is on
     disk: fetch data there once, before such a launch, when ``data.download=true``.
+
+    For a model already trained (``trained``, its checkpoint's description), a DataModule
+    that can read its data as the model sees it (``adopt_description``: a vocabulary)
+    is told to, and data whose items or outputs mean something else is refused.
     """
+    if trained is not None and hasattr(datamodule, "adopt_description"):
+        datamodule.adopt_description(trained)
     if os.environ.get("LOCAL_RANK", "0") == "0":
         datamodule.prepare_data()
-    return datamodule.describe()
+    description = datamodule.describe()
+    if trained is None:
+        return description
+    for name in ("item_shape", "classes", "vocabulary"):
+        if getattr(description, name) != getattr(trained, name):
+            data, model = _short(getattr(description, name)), _short(getattr(trained, name))
+            raise UserError(
+                f"The data ({type(datamodule).__name__}, the data.* settings) has {name} {data} but the"
+                f" checkpoint's model was trained on {model}: its outputs would mean something else. Evaluate on"
+                f" data of the same kind (the run's data, or data.* overrides that keep its {name})."
+            )
+    return trained
 
 
-def build_run(cfg: DictConfig, **trainer_overrides: Any) -> Run:
-    """Seed, build the three parts, and give the Trainer the accumulation the batch sizes imply."""
+def _short(values: tuple) -> str:
+    return str(list(values[:5]))[:-1] + (f", ... ({len(values)} in all)]" if len(values) > 5 else "]")
+
+
+def build_run(cfg: DictConfig, trained: DataDescription | None = None, **trainer_overrides: Any) -> Run:
+    """Seed, build the three parts, and give the Trainer the accumulation the batch sizes imply.
+
+    ``trained``: the data description of the checkpoint the run will use (see :func:`describe_data`).
+    """
     datamodule = instantiate(cfg.data, _convert_="all")
     trainer = build_trainer(cfg, **trainer_overrides)
-    description = describe_data(datamodule)
+    description = describe_data(datamodule, trained)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     # Parameters are created in the training precision: built in float32 and cast
     # later, a float64 checkpoint would be rounded through float32 on resume.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,15 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = Path(os.environ.get("LIGHTNING_TEMPLATE_CONFIGS", PROJECT_ROOT / "configs"))
 
 
-def hydra_command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
+def hydra_command(
+    config_name: str, argv: Callable[[list[str]], list[str]] | None = None
+) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
     """``@hydra.main`` on ``configs/<config_name>.yaml`` with user errors reported without a traceback.
 
     The configs are read from the project checkout (the package is installed in
-    editable mode); ``LIGHTNING_TEMPLATE_CONFIGS`` points elsewhere.
+    editable mode); ``LIGHTNING_TEMPLATE_CONFIGS`` points elsewhere. ``argv``, if given,
+    rewrites the command line's arguments before Hydra reads them (the commands that
+    use a checkpoint add its run's overrides).
     """
 
     def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
@@ -31,9 +37,18 @@ def hydra_command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], C
                 f"Error: {CONFIG_DIR / f'{config_name}.yaml'} not found. Install the project in editable mode from"
                 " its checkout (pip install -e .) or set LIGHTNING_TEMPLATE_CONFIGS to its configs folder."
             )
-        return hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(
+        main = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(
             report_user_errors(task)
         )
+        if argv is None:
+            return main
+
+        @functools.wraps(main)
+        def with_argv() -> Any:
+            sys.argv[1:] = argv(sys.argv[1:])
+            return main()
+
+        return with_argv
 
     return decorate
 

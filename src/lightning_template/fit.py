@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
@@ -22,11 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from lightning_template.assembly import Run, build_run
 from lightning_template.checkpointing import CONTINUE, ResumePoint, resolve_resume_point
 from lightning_template.config import hydra_command
+from lightning_template.evaluation import scalar, split_metrics
 from lightning_template.summary import print_summary
-
-
-def _scalar(value: Any) -> float | None:
-    return None if value is None else float(value.item() if isinstance(value, torch.Tensor) else value)
 
 
 def _start(cfg: DictConfig, run: Run, output_dir: Path) -> ResumePoint | None:
@@ -57,16 +53,9 @@ def _run_dir_given() -> bool:
 
 def _test_best(cfg: DictConfig, run: Run, best_path: str) -> dict[str, float]:
     """The test metrics of the best checkpoint, beside those of the data's reference predictors."""
-    trainer = run.trainer
     if not cfg.get("test_after_fit", True) or not is_overridden("test_dataloader", run.datamodule):
         return {}
-    results = trainer.test(run.model, datamodule=run.datamodule, ckpt_path=best_path or None, verbose=False)
-    metrics = {key: _scalar(value) for key, value in (results[0] if results else {}).items()}
-    references = {f"test/{name}": value for name, value in run.datamodule.test_references().items()}
-    for logger in trainer.loggers if references else ():
-        logger.log_metrics(references, step=trainer.global_step)
-        logger.save()
-    return {**metrics, **references}
+    return split_metrics(run, best_path or None, "test")
 
 
 def _train(run: Run, resume: ResumePoint | None) -> float:
@@ -88,7 +77,7 @@ def _summary(cfg: DictConfig, run: Run, resume: ResumePoint | None, fit_seconds:
     return {
         "experiment": cfg.get("experiment_name"),
         "monitor": cfg.get("monitor"),
-        "best_score": _scalar(checkpoint.best_model_score) if checkpoint else None,
+        "best_score": scalar(checkpoint.best_model_score) if checkpoint else None,
         "test": test_metrics,
         "best_checkpoint": best_path or None,
         "last_checkpoint": (checkpoint.last_model_path or None) if checkpoint else None,

@@ -1,4 +1,4 @@
-"""The table ``fit`` prints at the end of a run."""
+"""The tables the commands print: ``fit``'s summary at the end of a run, and plain name/value tables."""
 
 from __future__ import annotations
 
@@ -16,10 +16,23 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def print_summary(summary: dict[str, Any]) -> None:
-    table = Table(title="fit summary", show_header=False, title_justify="left")
+def _table(title: str) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
+    return table
+
+
+def print_table(title: str, rows: dict[str, Any]) -> None:
+    """A two-column table of names and values (numbers as ``fit``'s summary shows them)."""
+    table = _table(title)
+    for name, value in rows.items():
+        table.add_row(name, _fmt(value))
+    Console(stderr=False, soft_wrap=True).print(table)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    table = _table("fit summary")
     table.add_row(f"best {summary['monitor']}", _fmt(summary["best_score"]))
     for name, value in summary["test"].items():
         table.add_row(name, _fmt(value))

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import urllib.request
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,8 +88,12 @@ def _lines(path: Path) -> list[list[str]]:
         return [[*line.split(), EOS] for line in handle]
 
 
-def read_corpus(root: Path, corpus: str = "ptb") -> Corpus:
-    """Read the three splits under ``root``, or explain what is missing and how to get it."""
+def read_corpus(root: Path, corpus: str = "ptb", vocabulary: Sequence[str] = ()) -> Corpus:
+    """Read the three splits under ``root``, or explain what is missing and how to get it.
+
+    ``vocabulary`` (a trained model's) indexes the words instead of the training split's;
+    words outside it become ``<unk>``, or are refused where it has none.
+    """
     missing = [name for name in SPLIT_FILES.values() if not (root / name).is_file()]
     if missing:
         raise UserError(
@@ -97,20 +102,31 @@ def read_corpus(root: Path, corpus: str = "ptb") -> Corpus:
             " such a folder, or set data.download=true to fetch the corpus there."
         )
     train = _lines(root / SPLIT_FILES["train"])
-    index: dict[str, int] = {}
-    for line in train:
+    index: dict[str, int] = {word: i for i, word in enumerate(vocabulary)}
+    for line in train if not vocabulary else ():
         for word in line:
             index.setdefault(word, len(index))
-    index.setdefault(UNK, len(index))
-    unk = index[UNK]
-    splits = {"train": np.fromiter((index[w] for line in train for w in line), dtype=np.int64)}
-    for split in ("valid", "test"):
-        words = (w for line in _lines(root / SPLIT_FILES[split]) for w in line)
-        splits[split] = np.fromiter((index.get(w, unk) for w in words), dtype=np.int64)
+    if not vocabulary:
+        index.setdefault(UNK, len(index))
+    splits = {
+        split: _ids(root / name, index, train if split == "train" else None) for split, name in SPLIT_FILES.items()
+    }
     for split, ids in splits.items():
         if ids.size < 2:
             raise UserError(f"{root / SPLIT_FILES[split]} holds no text: a corpus split needs at least two tokens.")
     return Corpus(splits, list(index))
+
+
+def _ids(path: Path, index: dict[str, int], lines: list[list[str]] | None = None) -> np.ndarray:
+    """The token ids of a split file (words ``index`` lacks as ``<unk>``)."""
+    words = [w for line in (lines if lines is not None else _lines(path)) for w in line]
+    unknown = sorted({w for w in words if w not in index})
+    if unknown and UNK not in index:
+        raise UserError(
+            f"{path} holds words the model's vocabulary lacks ({', '.join(unknown[:5])}, ...) and the vocabulary has"
+            f" no {UNK} to read them as: evaluate this model on text of its own vocabulary."
+        )
+    return np.fromiter((index.get(w, index.get(UNK, -1)) for w in words), dtype=np.int64, count=len(words))
 
 
 def _fetch(urls: tuple[str, ...], target: Path, md5: str, root: Path) -> None:

@@ -51,6 +51,7 @@ class TextDataModule(GlobalBatchDataModule):
         self.bptt = bptt
         self.variable_bptt = variable_bptt
         self.vocabulary: tuple[str, ...] = ()
+        self.model_vocabulary: tuple[str, ...] = ()  # a trained model's, when evaluating one
         self.datasets: dict[str, TokenStreams] = {}
         self.train_tokens: torch.Tensor | None = None
         self.references: dict[str, float] = {}
@@ -73,6 +74,10 @@ class TextDataModule(GlobalBatchDataModule):
 
     def test_references(self) -> dict[str, float]:
         return self.references
+
+    def adopt_description(self, description: DataDescription) -> None:
+        """Read the text with a trained model's vocabulary (``evaluate``): ids must mean its words."""
+        self.model_vocabulary = description.vocabulary
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -170,7 +175,7 @@ class TextFilesDataModule(FileDataModule, TextDataModule):
             corpora.download(self.root, self.corpus)
 
     def load_splits(self) -> tuple[dict[str, np.ndarray], list[str]]:
-        corpus = corpora.read_corpus(self.root, self.corpus)
+        corpus = corpora.read_corpus(self.root, self.corpus, self.model_vocabulary)
         splits = dict(corpus.splits)
         splits["val"] = splits.pop("valid")  # the file is valid.txt; the split is val, as in every task
         return splits, corpus.words

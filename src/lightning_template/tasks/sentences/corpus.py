@@ -68,13 +68,13 @@ class SentenceCorpus:
 
 
 @dataclass(frozen=True)
-class _Line:
+class Line:
     number: int
     words: list[str]
     label: str | None
 
 
-def _read_lines(path: Path) -> list[_Line]:
+def read_lines(path: Path) -> list[Line]:
     """The non-blank lines of ``path``, split into an optional label and words; bad bytes name the line."""
     lines = []
     for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
@@ -99,11 +99,11 @@ def _read_lines(path: Path) -> list[_Line]:
             continue  # a blank line
         if not words:
             raise UserError(f"{path}:{number}: the label {label.strip()!r} has no sentence after its tab.")
-        lines.append(_Line(number, words, label.strip() if label is not None else None))
+        lines.append(Line(number, words, label.strip() if label is not None else None))
     return lines
 
 
-def _labels_of(path: Path, lines: list[_Line], classes: dict[str, int] | None) -> list[int]:
+def _labels_of(path: Path, lines: list[Line], classes: dict[str, int] | None) -> list[int]:
     """Class ids of ``lines``; every line must have a label (of a training class, for ``classes``)."""
     ids = []
     for line in lines:
@@ -121,7 +121,7 @@ def _labels_of(path: Path, lines: list[_Line], classes: dict[str, int] | None) -
     return ids
 
 
-def vocabulary_of(lines: list[_Line], vocab_size: int | None) -> list[str]:
+def vocabulary_of(lines: list[Line], vocab_size: int | None) -> list[str]:
     """``<unk>``, ``<eos>``, then the training words by falling count (first seen first among equals)."""
     counts = Counter(word for line in lines for word in line.words)
     counts.pop(UNK, None)
@@ -144,7 +144,7 @@ def read_sentence_folder(
             f"data.root={root} lacks {', '.join(missing)}: a sentence folder holds train.txt, valid.txt and test.txt,"
             " one sentence per line (optionally `label<TAB>sentence`). Point data.root at such a folder."
         )
-    lines = {split: _read_lines(root / name) for split, name in SPLIT_FILES.items()}
+    lines = {split: read_lines(root / name) for split, name in SPLIT_FILES.items()}
     for split, name in SPLIT_FILES.items():
         if not lines[split]:
             raise UserError(f"{root / name} holds no sentence (only blank lines): every split needs sentences.")

@@ -1,0 +1,55 @@
+"""The ``generate`` command: text sampled from a trained model of word sequences, reproducible from ``seed``.
+
+generate ckpt_path=<run dir>/checkpoints/last.ckpt
+generate ckpt_path=<file> prompt="the market" words=50 temperature=0.8 seed=3
+
+Printed, and written to ``<run dir>/generated.txt``. How the model reads the prompt is
+its task's (``tasks/<task>/inference.py``); words it does not know are noted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from lightning_template.config import hydra_command
+from lightning_template.errors import UserError, print_paragraph
+from lightning_template.inference import Generated, inference_for
+from lightning_template.trained import load_trained, with_run_overrides
+
+
+def _checked(cfg: DictConfig) -> tuple[str | None, int, float]:
+    prompt = cfg.get("prompt")
+    if prompt is not None and not str(prompt).strip():
+        raise UserError(
+            'prompt is empty: give the words the text starts with (prompt="the market"), or leave prompt out to'
+            " start from nothing."
+        )
+    if not isinstance(cfg.words, int) or cfg.words < 1:
+        raise UserError(f"words={cfg.words!r} must be a positive integer (how many words to sample).")
+    if not isinstance(cfg.temperature, (int, float)) or cfg.temperature <= 0:
+        raise UserError(f"temperature={cfg.temperature!r} must be a number above 0 (1.0 samples the model as it is).")
+    return None if prompt is None else str(prompt), cfg.words, float(cfg.temperature)
+
+
+def run_generate(cfg: DictConfig) -> Generated:
+    """Sample ``cfg.words`` words after ``cfg.prompt`` from ``cfg.ckpt_path``; print and write the text."""
+    prompt, words, temperature = _checked(cfg)
+    hooks = inference_for(load_trained(cfg), cfg)
+    generated = hooks.generate(prompt, words, temperature, torch.Generator().manual_seed(int(cfg.seed)))
+    for note in generated.notes:
+        print_paragraph("Note", note)
+    output = Path(str(cfg.output))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(generated.text)
+    print(generated.text, end="")
+    print(f"\n(written to {output})")
+    return generated
+
+
+main = hydra_command("generate", with_run_overrides)(run_generate)
+
+if __name__ == "__main__":
+    main()

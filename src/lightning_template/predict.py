@@ -1,0 +1,114 @@
+"""The ``predict`` command: a trained classifier's classes for files, written to ``predictions.csv``.
+
+predict ckpt_path=<run dir>/checkpoints/last.ckpt input=<file or folder>
+predict ckpt_path=<file> input=<folder> top_k=5 output=<file.csv>
+
+What a file may hold, and how it becomes a model input, is the model's task's
+(``tasks/<task>/inference.py``); this command batches the inputs, writes one row per
+input and lists every file it could not read instead of dropping it.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+from torch import Tensor
+
+from lightning_template.config import hydra_command
+from lightning_template.errors import UserError, print_paragraph
+from lightning_template.inference import TaskInference, inference_for
+from lightning_template.trained import load_trained, with_run_overrides
+
+COLUMNS = ("input", "class", "probability", "top_k")
+SHOWN = 10  # rows of the printed table
+
+
+def _inputs(hooks: TaskInference, files: list[Path], unreadable: dict[str, str]) -> Iterator[tuple[str, Tensor]]:
+    """Every input of every file, in order; a file that cannot be read goes to ``unreadable`` with the reason."""
+    for path in track(files, description="predict", disable=len(files) < 20, transient=True):
+        try:
+            yield from hooks.read_input(path)
+        except Exception as err:  # readers raise many types for a bad file; each is reported, none ends the run
+            unreadable[str(path)] = f"{type(err).__name__}: {str(err)[:200]}"
+
+
+def _batches(items: Iterator[tuple[str, Tensor]], size: int) -> Iterator[tuple[list[str], Tensor]]:
+    names, tensors = [], []
+    for name, tensor in items:
+        names.append(name)
+        tensors.append(tensor)
+        if len(names) == size:
+            yield names, torch.stack(tensors)
+            names, tensors = [], []
+    if names:
+        yield names, torch.stack(tensors)
+
+
+def _rows(hooks: TaskInference, names: list[str], probabilities: Tensor, top_k: int) -> list[dict[str, Any]]:
+    classes = hooks.description.classes
+    top = probabilities.topk(min(top_k, probabilities.shape[-1]), dim=-1)
+    return [
+        {
+            "input": name,
+            "class": classes[int(indices[0])],
+            "probability": float(values[0]),
+            "top_k": "; ".join(f"{classes[int(i)]} {float(v):.4f}" for v, i in zip(values, indices, strict=True)),
+        }
+        for name, values, indices in zip(names, top.values, top.indices, strict=True)
+    ]
+
+
+def _show(rows: list[dict[str, Any]], unreadable: dict[str, str], output: Path) -> None:
+    table = Table(title=f"predict: {len(rows)} input(s), written to {output}", title_justify="left")
+    for column in COLUMNS:
+        table.add_column(column, overflow="fold")
+    for row in rows[:SHOWN]:
+        table.add_row(row["input"], row["class"], f"{row['probability']:.4f}", row["top_k"])
+    if len(rows) > SHOWN:
+        table.add_row(f"... {len(rows) - SHOWN} more", "", "", "")
+    Console(soft_wrap=True).print(table)
+    if unreadable:
+        listed = "; ".join(f"{path} ({reason})" for path, reason in unreadable.items())
+        print_paragraph("Skipped", f"{len(unreadable)} unreadable input(s), not in {output.name}: {listed}")
+
+
+def run_predict(cfg: DictConfig) -> list[dict[str, Any]]:
+    """Classify every input of ``cfg.input`` with ``cfg.ckpt_path``; write and print the predictions."""
+    if not cfg.get("input"):
+        raise UserError("input is not set: give a file or a folder of files to classify, e.g. input=photos/.")
+    path = Path(str(cfg.input)).expanduser()
+    if not path.exists():
+        raise UserError(f"input={path} does not exist: give a file or a folder of files to classify.")
+    hooks = inference_for(load_trained(cfg), cfg)
+    files = hooks.input_files(path)
+    if not files:
+        raise UserError(f"input={path} holds no files to classify (hidden files are left out).")
+    unreadable: dict[str, str] = {}
+    rows = []
+    for names, batch in _batches(_inputs(hooks, files, unreadable), int(cfg.batch_size)):
+        rows += _rows(hooks, names, hooks.class_probabilities(batch), int(cfg.top_k))
+    if not rows:
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in unreadable.items())
+        raise UserError(f"No input of input={path} could be read ({reasons}). {hooks.input_help()}")
+    output = Path(str(cfg.output))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    _show(rows, unreadable, output)
+    return rows
+
+
+main = hydra_command("predict", with_run_overrides)(run_predict)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+"""The `export` command as a user runs it: the file loads in a fresh process without the project, same outputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import TASK, console_script, expect_user_error, exported_round_trip
+
+
+@pytest.mark.parametrize("fmt", ["pt2", "torchscript"])
+def test_export_round_trip_equals_the_checkpoint(fitted, tmp_path, fmt):
+    assert exported_round_trip(fitted(TASK), TASK, fmt, tmp_path) <= 1e-5
+
+
+def test_unknown_format_is_refused(fitted):
+    checkpoint = fitted(TASK).run_dir / "checkpoints" / "last.ckpt"
+    done = console_script("export", f"ckpt_path={checkpoint}", "format=zip", check=False)
+    expect_user_error(done, "format='zip' is not one of: pt2, torchscript, onnx")
