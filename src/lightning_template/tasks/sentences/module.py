@@ -10,6 +10,7 @@ same number of tokens.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -55,11 +56,13 @@ class SentenceModule(GlobalBatchModule):
         self.val_loss, self.test_loss = ExactMean(), ExactMean()
         self._padding = [0, 0]  # padded slots, real tokens, this epoch on this rank
 
+    @abstractmethod
     def losses(self, batch: SentenceBatch) -> Tensor:
-        raise NotImplementedError
+        """One loss per token or per sentence of the micro-batch, unreduced."""
 
+    @abstractmethod
     def global_count(self, batch: SentenceBatch) -> int:
-        raise NotImplementedError
+        """How many losses the whole global batch holds (every rank and accumulation step)."""
 
     def tokens_read(self, lengths: Tensor) -> Tensor:
         """Tokens the network reads of each sentence."""
