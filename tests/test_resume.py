@@ -263,6 +263,29 @@ def test_a_lost_ddp_rank_ends_the_others_with_its_name_and_the_checkpoint(tmp_pa
     text = said(done)
     assert f"DDP rank {lost} of 2 ended during training" in text and "ckpt_path=last" in text
     assert str(run_dir / "checkpoints" / "last.ckpt") in text
+    assert text.count("ended during training") == 1 and "Traceback" not in text, done.output[-3000:]
+
+
+@pytest.mark.ddp
+def test_a_rank_lost_while_rank_0_validates_alone_is_reported_too(tmp_path):
+    """Rank 0 hears of a lost rank at its next collective, here only when its long sanity check ends: Lightning's
+    launcher would SIGKILL it within 5 s, before it says anything (exit 137); the report comes all the same."""
+    run_dir = tmp_path / "run"
+    long_validation = ["data.num_train=12000", "data.val_fraction=0.9", "data.eval_batch_size=2"]
+    proc = start(run_dir, *SHIPPED[TASK], *DDP_2, *long_validation, "trainer.num_sanity_val_steps=-1")
+    log, deadline = run_dir.with_suffix(".log"), time.monotonic() + 300
+    while "Training data:" not in log.read_text():  # said by rank 0 once set up, before the sanity check
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.05)
+    (rank_1,) = child_pids(proc.pid)
+    os.kill(rank_1, signal.SIGKILL)
+    began = time.monotonic()
+    done = finish(proc, run_dir, timeout=60)
+    assert time.monotonic() - began < 30
+    assert done.returncode == EXIT_LOST_RANK, done.output[-3000:]
+    text = said(done)
+    assert "DDP rank 1 of 2 ended during" in text and "Traceback" not in text, done.output[-3000:]
+    assert "No checkpoint was written yet: run the same command again" in text
 
 
 def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):

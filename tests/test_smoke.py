@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from lightning_template.config import compose_fit
+from lightning_template.monitor_history import history_path, metric_names, read_history
+from lightning_template.training.declared_metrics import validation_metrics
+
 from conftest import TINY_BY_TASK
 
 pytestmark = pytest.mark.smoke
@@ -19,3 +23,6 @@ def test_fast_dev_run(fit, task):
     summary = run.summary()
     assert summary["experiment"] == task and summary["global_steps"] == 1
     assert summary["test"] and all(value == value for value in summary["test"].values())  # tested, no NaN
+    # what the module declares it logs at validation (checked against monitor before a run) is what it logs
+    logged = [name for name in metric_names(read_history(history_path(run.run_dir))) if not name.startswith("train/")]
+    assert sorted(logged) == sorted(validation_metrics(compose_fit(TINY_BY_TASK[task])))

@@ -20,9 +20,11 @@ from sweeps.grid_search import grid_search_next_runs
 from sweeps.random_search import random_search_next_runs
 from wandb.wandb_agent import Agent
 
-from lightning_template.sweep.composition import check_overrides
+from lightning_template.config import compose_fit
+from lightning_template.sweep.composition import check_against_fit, sample_points
 from lightning_template.sweep.spec import load_spec
 from lightning_template.sweep.wandb_sweep import wandb_config
+from lightning_template.training.declared_metrics import validation_metrics
 
 from conftest import CONFIG_DIR, TASK, TINY_BY_TASK, Completed, run_module
 
@@ -44,12 +46,14 @@ def test_passes_wandbs_schema(sweep_file):
     assert sweeps.schema_violations_from_proposed_config(config) == []
 
 
-def test_searches_batch_size_and_lr_with_valid_overrides(sweep_file):
+def test_searches_batch_size_and_lr_with_valid_overrides_and_a_metric_fit_logs(sweep_file):
     spec = load_spec(str(sweep_file))
     searched = {p.name: p for p in spec.searched}
     assert searched["data.global_batch_size"].distribution == "categorical"
     assert "model.optimizer.lr" in searched
-    check_overrides(spec, [])  # composes fit at each choice of every categorical parameter
+    check_against_fit(spec, [])  # what sweep --check runs: fit composed at each choice of every categorical parameter
+    # the metric was checked, not passed as unknown: the experiment's model declares what it logs
+    assert spec.metric in (validation_metrics(compose_fit(spec.overrides(next(sample_points(spec))))) or ())
 
 
 def agent_run(config: dict, run_id: str, tmp_path: Path, monkeypatch) -> int:

@@ -6,15 +6,20 @@ import copy
 from pathlib import Path
 
 import pytest
+import yaml
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
+from lightning_template.config import compose_fit
 from lightning_template.errors import UserError
 from lightning_template.rank_agreement import check_ranks_agree
-from lightning_template.sweep.composition import check_overrides
+from lightning_template.sweep import cli
+from lightning_template.sweep.composition import check_against_fit
 from lightning_template.sweep.optuna_sweep import SweepOptions, open_study
 from lightning_template.sweep.spec import override, parse_spec
+from lightning_template.tasks.cnn.module import ImageClassifier
+from lightning_template.training.declared_metrics import validation_metrics
 
-from conftest import TASK
+from conftest import TASK, console_script, expect_user_error
 
 COMMAND = ["${env}", "${interpreter}", "-m", "lightning_template.fit", "${args_no_hyphens}"]
 VALID = {
@@ -92,13 +97,44 @@ def test_hydra_interpolations_in_the_command_are_passed_on():
 
 
 def test_parameter_names_are_checked_against_the_fit_config():
-    check_overrides(spec_with(), [])
+    check_against_fit(spec_with(), [])
     with pytest.raises(UserError, match=r"model\.optimizer\.lrr"):
-        check_overrides(spec_with(**{"param:model.optimizer.lrr": {"values": [0.1, 0.2]}}), [])
+        check_against_fit(spec_with(**{"param:model.optimizer.lrr": {"values": [0.1, 0.2]}}), [])
     with pytest.raises(UserError, match="experiment"):
-        check_overrides(spec_with(**{"param:experiment": {"values": [TASK, "nope"]}}), [])
+        check_against_fit(spec_with(**{"param:experiment": {"values": [TASK, "nope"]}}), [])
     with pytest.raises(UserError, match=r"which the sweep config sweep\.yaml searches"):
-        check_overrides(spec_with(), ["model.optimizer.lr=0.3"])
+        check_against_fit(spec_with(), ["model.optimizer.lr=0.3"])
+
+
+class OwnClassifier(ImageClassifier):
+    """A user's own module: it may log metrics its parent does not, so it declares its own or none."""
+
+
+def unlogged_metric_sweep(path: Path) -> Path:
+    """A sweep file whose metric, val/accuracy, no task logs (the cnn and video tasks log val/acc)."""
+    path.write_text(yaml.safe_dump({**VALID, "metric": {"name": "val/accuracy", "goal": "maximize"}}))
+    return path
+
+
+def test_a_metric_fit_never_logs_is_refused_by_check_naming_those_it_logs(tmp_path):
+    run = console_script("sweep", str(unlogged_metric_sweep(tmp_path / "typo.yaml")), "--check", check=False)
+    logged = ", ".join(validation_metrics(compose_fit([f"experiment={TASK}"])))
+    fix = "Set metric.name in the sweep config to one of them."
+    expect_user_error(run, str(tmp_path / "typo.yaml"), "metric.name=val/accuracy", f"logs {logged} at each", fix)
+
+
+def test_the_sweep_refuses_it_before_its_first_trial(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.run([str(unlogged_metric_sweep(tmp_path / "typo.yaml")), "--dir", str(tmp_path / "sweep")])
+    assert exited.value.code == 2 and "metric.name=val/accuracy" in capsys.readouterr().err
+    assert not (tmp_path / "sweep").exists()  # no study, no trial
+
+
+def test_the_metric_of_a_module_that_declares_none_is_not_refused():
+    f1 = spec_with(metric={"name": "val/f1", "goal": "maximize"})
+    with pytest.raises(UserError, match=r"metric\.name=val/f1"):
+        check_against_fit(f1, [f"model._target_={ImageClassifier.__module__}.ImageClassifier"])
+    check_against_fit(f1, [f"model._target_={__name__}.OwnClassifier"])
 
 
 def test_a_study_is_resumed_only_by_the_same_sweep(tmp_path):

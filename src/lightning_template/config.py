@@ -14,21 +14,27 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
+from lightning_template.command_line import ConfigCheck, check_command_line
 from lightning_template.errors import report_user_errors
+from lightning_template.settings import check_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = Path(os.environ.get("LIGHTNING_TEMPLATE_CONFIGS", PROJECT_ROOT / "configs"))
 
 
 def hydra_command(
-    config_name: str, argv: Callable[[list[str]], list[str]] | None = None
+    config_name: str,
+    argv: Callable[[list[str]], list[str]] | None = None,
+    check: ConfigCheck | None = check_settings,
 ) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
     """``@hydra.main`` on ``configs/<config_name>.yaml`` with user errors reported without a traceback.
 
     The configs are read from the project checkout (the package is installed in
     editable mode); ``LIGHTNING_TEMPLATE_CONFIGS`` points elsewhere. ``argv``, if given,
     rewrites the command line's arguments before Hydra reads them (the commands that
-    use a checkpoint add its run's overrides).
+    use a checkpoint add its run's overrides). Before Hydra runs, the command line is
+    composed and ``check``-ed (:mod:`lightning_template.command_line`), so a mistake in
+    it exits with status 2 before the run directory exists.
     """
 
     def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
@@ -40,15 +46,15 @@ def hydra_command(
         main = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(
             report_user_errors(task)
         )
-        if argv is None:
-            return main
 
         @functools.wraps(main)
-        def with_argv() -> Any:
-            sys.argv[1:] = argv(sys.argv[1:])
+        def checked_main() -> Any:
+            if argv is not None:
+                sys.argv[1:] = argv(sys.argv[1:])
+            report_user_errors(check_command_line)(str(CONFIG_DIR), config_name, sys.argv[1:], check)
             return main()
 
-        return with_argv
+        return checked_main
 
     return decorate
 

@@ -51,7 +51,11 @@ def _user_error_in(err: BaseException) -> BaseException | None:
 
 def print_paragraph(label: str, text: str) -> None:
     """One wrapped paragraph on stderr, set apart from the log around it."""
-    print(f"\n{label}: {textwrap.fill(text, width=100, break_on_hyphens=False)}\n", file=sys.stderr, flush=True)
+    print(
+        f"\n{label}: {textwrap.fill(text, width=100, break_on_hyphens=False, break_long_words=False)}\n",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def report_user_errors(fn: F) -> F:

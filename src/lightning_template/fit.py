@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
@@ -20,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightning_template.assembly import Run, build_run
 from lightning_template.checkpointing import CONTINUE, ResumePoint, resolve_resume_point
+from lightning_template.checkpointing.foreign_weights import refuse_foreign_weights
 from lightning_template.config import hydra_command
 from lightning_template.evaluation import scalar, split_metrics
 from lightning_template.summary import print_summary
@@ -29,6 +31,9 @@ def _start(cfg: DictConfig, run: Run, output_dir: Path) -> ResumePoint | None:
     """Find what the run resumes from, then record its config and open its logs (continued when resuming)."""
     trainer = run.trainer
     resume = resolve_resume_point(cfg.get("ckpt_path"), output_dir, check_run_dir=trainer.is_global_zero)
+    if resume is not None:
+        state = torch.load(resume.path, map_location="cpu", mmap=True, weights_only=True)["state_dict"]
+        refuse_foreign_weights(state, run.model, resume.path, cfg.get("experiment_name"))
     if resume is None and cfg.get("ckpt_path") == CONTINUE and not _run_dir_given():
         rank_zero_warn(
             f"ckpt_path=last looked in {output_dir}, a new timestamped directory: to continue an earlier run,"
@@ -67,11 +72,16 @@ def _train(run: Run, resume: ResumePoint | None) -> float:
     return time.perf_counter() - started
 
 
+def _written(path: str) -> str:
+    """``path`` if a checkpoint file is there (a callback may name one it never wrote), else ""."""
+    return path if path and Path(path).is_file() else ""
+
+
 def _summary(cfg: DictConfig, run: Run, resume: ResumePoint | None, fit_seconds: float) -> dict[str, Any]:
     """What the run did: its best and last checkpoints, its test metrics, its pace."""
     trainer = run.trainer
     checkpoint = trainer.checkpoint_callback if isinstance(trainer.checkpoint_callback, ModelCheckpoint) else None
-    best_path = checkpoint.best_model_path if checkpoint else ""
+    best_path = _written(checkpoint.best_model_path) if checkpoint else ""
     test_metrics = {} if trainer.interrupted else _test_best(cfg, run, best_path)
     samples = (trainer.global_step - (resume.global_step if resume else 0)) * run.layout.global_batch_size
     return {
@@ -80,7 +90,7 @@ def _summary(cfg: DictConfig, run: Run, resume: ResumePoint | None, fit_seconds:
         "best_score": scalar(checkpoint.best_model_score) if checkpoint else None,
         "test": test_metrics,
         "best_checkpoint": best_path or None,
-        "last_checkpoint": (checkpoint.last_model_path or None) if checkpoint else None,
+        "last_checkpoint": (_written(checkpoint.last_model_path) or None) if checkpoint else None,
         "resumed_from": str(resume.path) if resume else None,
         "run_dir": cfg.paths.output_dir,
         "global_steps": trainer.global_step,

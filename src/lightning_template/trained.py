@@ -23,6 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_template.checkpointing.foreign_weights import refuse_foreign_weights
 from lightning_template.data_description import DataDescription
 from lightning_template.errors import UserError
 
@@ -129,7 +130,7 @@ def load_trained(cfg: DictConfig) -> TrainedModel:
     """The model ``cfg.model`` builds, with the weights and data description of ``cfg.ckpt_path``.
 
     A checkpoint whose weights do not fit that model (another task's, another network)
-    is refused with the mismatch named.
+    is refused, naming the mismatch and the run that wrote it.
     """
     checkpoint = open_checkpoint(cfg)
     description = DataDescription.of(checkpoint["hyper_parameters"]["data"])
@@ -138,12 +139,7 @@ def load_trained(cfg: DictConfig) -> TrainedModel:
     dtype = next((value.dtype for value in state.values() if value.is_floating_point()), None)
     if dtype is not None:
         model.to(dtype)  # a float64 run stays float64
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise UserError(
-            f"ckpt_path={cfg.ckpt_path} does not fit the model model._target_={cfg.model._target_} builds"
-            f" ({str(err).splitlines()[0][:160]} ...). Is it a checkpoint of another task, or of another"
-            " network? Use the checkpoint's own run (drop experiment= and model.* overrides)."
-        ) from err
+    experiment = OmegaConf.select(cfg, "experiment_name", throw_on_resolution_failure=False)
+    refuse_foreign_weights(state, model, Path(str(cfg.ckpt_path)), experiment)
+    model.load_state_dict(state)
     return TrainedModel(model.eval(), description, Path(str(cfg.ckpt_path)))

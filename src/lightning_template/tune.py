@@ -1,7 +1,7 @@
 """The ``tune`` command: the largest micro-batch that fits one device, and a learning rate.
 
-tune experiment=<name>                   # writes configs/tuned/<name>.yaml and <run dir>/lr_find.png
-fit experiment=<name> +tuned=<name>      # trains with what tune found
+tune experiment=<name>                   # writes <run dir>/tuned/<name>.yaml and <run dir>/lr_find.png
+fit experiment=<name> 'hydra.searchpath=[file://<run dir>]' +tuned=<name>   # trains with it (tune prints this)
 python -m lightning_template.tune experiment=<name> tune.lr_find=false
 
 Both finders run on one device, whatever the trainer preset says (memory per device
@@ -16,14 +16,19 @@ The result is a Hydra config file ``<config_dir>/tuned/<tune.name>.yaml`` marked
 ``# @package _global_``: ``fit +tuned=<name>`` merges it over the experiment. It sets
 ``data.global_batch_size``, ``data.micro_batch_size``, ``model.optimizer.lr`` and
 ``lr_reference_batch_size`` (so ``lr_scaling`` rescales from the batch it was found
-at). With ``tune.config_dir`` elsewhere, add that folder to the search path:
-``fit hydra.searchpath=[file://<dir>] +tuned=<name>``.
+at). ``tune.config_dir`` is the tune run's own directory by default (nothing is
+written into the project), so ``fit`` needs that folder on its search path:
+``fit 'hydra.searchpath=[file://<dir>]' +tuned=<name>``, the command tune prints.
+``tune.config_dir=<dir>`` writes to ``<dir>/tuned/`` instead; the project's configs
+folder needs no search path.
 """
 
 from __future__ import annotations
 
 import datetime
 import math
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +163,22 @@ def write_override(path: Path, values: dict[str, Any], comment: str) -> None:
     path.write_text(header + yaml.safe_dump(values, sort_keys=False))
 
 
+def fit_command(experiment: str, config_dir: Path, name: str) -> str:
+    """The shell command that trains ``experiment`` with ``<config_dir>/tuned/<name>.yaml``.
+
+    A folder other than the project's configs joins Hydra's search path; the override is
+    quoted, since ``[`` is a glob character to the shell (zsh refuses an unmatched one).
+    """
+    args = ["fit", f"experiment={experiment}"]
+    if config_dir.resolve() != CONFIG_DIR.resolve():
+        folder = f"file://{config_dir.resolve()}"
+        if not re.fullmatch(r"[\w./:\- ]+", folder):  # Hydra's grammar takes other characters only quoted
+            folder = '"' + folder.replace('"', '\\"') + '"'
+        args.append(f"hydra.searchpath=[{folder}]")
+    args.append(f"+tuned={name}")
+    return shlex.join(args)
+
+
 def run_tune(cfg: DictConfig) -> Path:
     """Run the finders ``cfg.tune`` asks for and write the override file; return its path."""
     world = fit_world_size(cfg)
@@ -181,15 +202,16 @@ def run_tune(cfg: DictConfig) -> Path:
     if len(values) == 1 and len(values["data"]) == 1:
         raise UserError("tune.scale_batch_size and tune.lr_find are both false: there is nothing to tune.")
     name = cfg.tune.name
-    config_dir = Path(cfg.tune.config_dir).expanduser() if cfg.tune.get("config_dir") else CONFIG_DIR
+    output_dir = Path(cfg.paths.output_dir)
+    config_dir = Path(cfg.tune.config_dir).expanduser() if cfg.tune.get("config_dir") else output_dir
+    config_dir = config_dir.resolve()
     path = config_dir / "tuned" / f"{name}.yaml"
     stamp = datetime.datetime.now().isoformat(timespec="seconds")
     summary = "; ".join(notes)
     where = f"tune experiment={cfg.experiment_name} ({stamp}, {world} device(s))"
     write_override(path, values, f"Written by {where}: {summary}.")
-    search = "" if config_dir == CONFIG_DIR else f" hydra.searchpath=[file://{config_dir.resolve()}]"
-    print(f"\nTuned: {summary}.\nWrote {path}\nUse it: fit experiment={cfg.experiment_name}{search} +tuned={name}")
-    OmegaConf.save(cfg, Path(cfg.paths.output_dir) / "config.yaml", resolve=True)
+    print(f"\nTuned: {summary}.\nWrote {path}\nUse it: {fit_command(cfg.experiment_name, config_dir, name)}")
+    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
     return path
 
 

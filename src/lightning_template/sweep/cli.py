@@ -3,7 +3,7 @@
 sweep <name> --n-trials 20                    # configs/sweep/<name>.yaml as an Optuna study in runs/sweeps/<name>/
 sweep <name> --n-trials 8 --workers 2 trainer.max_epochs=1   # re-run to add trials; overrides for every trial
 sweep <name> trainer=ddp_cpu trainer.devices=2               # each trial a 2-process DDP run
-sweep <name> --check                          # validate the file and the overrides, run nothing
+sweep <name> --check                          # validate the file, overrides and metric, run nothing
 sweep <name> --backend wandb --count 20       # a W&B sweep from the same file, with an agent here
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lightning_template.config import CONFIG_DIR
 from lightning_template.errors import report_user_errors
-from lightning_template.sweep.composition import check_overrides, sample_points
+from lightning_template.sweep.composition import check_against_fit, sample_points
 from lightning_template.sweep.optuna_sweep import DB_NAME, PRUNERS, SweepOptions, run_study
 from lightning_template.sweep.report import write_report
 from lightning_template.sweep.spec import fit_command_line, load_spec
@@ -32,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
     parse.add_argument("config", help=f"a sweep config: a name in configs/sweep/ ({names}) or a path")
     parse.add_argument("overrides", nargs="*", help="fit overrides for every trial, e.g. trainer.max_epochs=1")
     parse.add_argument("--backend", choices=("optuna", "wandb"), default="optuna")
-    parse.add_argument("--check", action="store_true", help="validate the config and overrides, run no trial")
+    parse.add_argument("--check", action="store_true", help="validate the config, overrides and metric; run no trial")
     local = parse.add_argument_group("optuna backend")
     local.add_argument("--dir", type=Path, help="sweep directory (default runs/sweeps/<config name>)")
     local.add_argument("--n-trials", type=int, help="trials to add (default: up to run_cap, or the whole grid)")
@@ -52,7 +52,7 @@ def parser() -> argparse.ArgumentParser:
 def run(argv: list[str] | None = None) -> int:
     args = parser().parse_intermixed_args(argv)
     spec = load_spec(args.config)
-    check_overrides(spec, args.overrides)
+    check_against_fit(spec, args.overrides)
     if args.check:
         print(f"{spec.path}: valid. A trial runs, for example:")
         print(fit_command_line(spec.overrides(next(sample_points(spec)), args.overrides)))

@@ -1,4 +1,4 @@
-"""Check a sweep's overrides against the ``fit`` config before any trial starts."""
+"""Check a sweep against the ``fit`` config before any trial starts: its overrides, and that fit logs its metric."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from omegaconf.errors import OmegaConfBaseException
 from lightning_template.config import compose_fit
 from lightning_template.errors import UserError
 from lightning_template.sweep.spec import SweepSpec, override, override_key
+from lightning_template.training.declared_metrics import validation_metrics
 
 
 def sample_points(spec: SweepSpec) -> Iterator[dict[str, Any]]:
@@ -25,8 +26,9 @@ def sample_points(spec: SweepSpec) -> Iterator[dict[str, Any]]:
             yield {**first, parameter.name: parameter.high}
 
 
-def check_overrides(spec: SweepSpec, extra: list[str]) -> None:
-    """Every parameter is a key (or config group) of the composed ``fit`` config, and lands as given.
+def check_against_fit(spec: SweepSpec, extra: list[str]) -> None:
+    """Every parameter is a key (or config group) of the composed ``fit`` config, and lands as given;
+    the model of every trial logs the sweep's metric at validation.
 
     ``extra`` are overrides for every trial; they may replace a constant, not a searched parameter.
     """
@@ -51,6 +53,7 @@ def check_overrides(spec: SweepSpec, extra: list[str]) -> None:
         for name, value in {**spec.fixed, **point}.items():
             if name not in replaced:
                 _check_landed(cfg, name, value, spec)
+        _check_metric_logged(cfg, spec)
 
 
 def _check_landed(cfg: DictConfig, name: str, value: Any, spec: SweepSpec) -> None:
@@ -68,3 +71,16 @@ def _check_landed(cfg: DictConfig, name: str, value: Any, spec: SweepSpec) -> No
             f"The sweep config {spec.path}: {override(name, value)} gives {name}={landed!r} in fit's config, not"
             f" {expected!r}. Write the value as Hydra reads it on the command line."
         )
+
+
+def _check_metric_logged(cfg: DictConfig, spec: SweepSpec) -> None:
+    """Refuse a metric the trial's model never logs: each trial would train to its end, then fail."""
+    logged = validation_metrics(cfg)
+    if logged is None or spec.metric in logged:
+        return  # None: a model that does not declare its metrics (a user's own), not refused
+    experiment = cfg.hydra.runtime.choices.get("experiment")
+    raise UserError(
+        f"The sweep config {spec.path} optimizes metric.name={spec.metric}, which fit never logs with"
+        f" experiment={experiment}: its model ({cfg.model._target_}) logs {', '.join(logged)} at each validation."
+        " Set metric.name in the sweep config to one of them."
+    )

@@ -1,4 +1,4 @@
-"""CIFAR-10's binary format on small archives built byte for byte like the real one."""
+"""CIFAR-10's binary format on files and archives built byte for byte like the real ones, at the official size."""
 
 from __future__ import annotations
 
@@ -13,14 +13,25 @@ from lightning_template.errors import UserError
 from lightning_template.tasks.cnn import cifar10
 from lightning_template.tasks.cnn.data import Cifar10DataModule
 
+from conftest import console_script, expect_user_error
+
+SMALL = {"num_train": 200, "num_test": 40}  # the DataModule keeps the first images: no 50,000-image statistics
+
 
 def write_batch(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
-    records = np.concatenate([labels.astype(np.uint8)[:, None], images.reshape(len(labels), -1)], axis=1)
-    path.write_bytes(records.astype(np.uint8).tobytes())
+    """The records, then all-zero ones (black airplanes) up to the official 10,000.
+
+    The zeros are left as a hole of a sparse file, so an official-size file costs the disk
+    only the records written.
+    """
+    data = np.concatenate([labels.astype(np.uint8)[:, None], images.reshape(len(labels), -1)], axis=1)
+    with path.open("wb") as out:
+        out.write(data.astype(np.uint8).tobytes())
+        out.truncate(cifar10.FILE_BYTES)
 
 
 def make_cifar(root: Path, per_file: int = 12, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Write cifar-10-batches-bin/ under root with random content; return what was written."""
+    """Write cifar-10-batches-bin/ under root, random first records; return what was written."""
     rng = np.random.default_rng(seed)
     folder = root / cifar10.FOLDER
     folder.mkdir(parents=True)
@@ -46,9 +57,11 @@ def test_labels_and_pixels_round_trip_exactly(tmp_path):
     written = make_cifar(tmp_path)
     for name, (images, labels) in written.items():
         read_images, read_labels = cifar10.read_batch_file(tmp_path / cifar10.FOLDER / name)
-        assert np.array_equal(read_images, images) and np.array_equal(read_labels, labels)
+        assert np.array_equal(read_images[:12], images) and np.array_equal(read_labels[:12], labels)
+        assert not read_images[12:].any() and not read_labels[12:].any()
     train_images, train_labels = cifar10.read_split(tmp_path, cifar10.TRAIN_FILES)
-    assert train_images.shape == (60, 3, 32, 32) and np.array_equal(train_labels[12:24], written["data_batch_2.bin"][1])
+    assert train_images.shape == (50_000, 3, 32, 32)
+    assert np.array_equal(train_labels[10_000:10_012], written["data_batch_2.bin"][1])
 
 
 def test_channel_planes_follow_the_official_layout(tmp_path):
@@ -62,12 +75,38 @@ def test_channel_planes_follow_the_official_layout(tmp_path):
     assert images[0, 1, 0, :5].tolist() == [0, 1, 2, 3, 4] and images[0, 1, 8, 0] == 0
 
 
-def test_truncated_file_says_what_to_do(tmp_path):
+@pytest.mark.parametrize(
+    ("size", "held"),
+    [
+        (cifar10.FILE_BYTES // 2, "5,000 images"),  # cut on a record boundary: reads as 5,000 good images
+        (cifar10.FILE_BYTES - 100, "9,999 images and 2,973 bytes of a cut one"),
+        (cifar10.FILE_BYTES + cifar10.RECORD_BYTES, "10,001 images"),
+    ],
+)
+def test_a_file_of_another_size_is_refused_naming_it_and_the_fix(tmp_path, size, held):
     make_cifar(tmp_path)
     path = tmp_path / cifar10.FOLDER / "data_batch_3.bin"
-    path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(UserError, match=r"data_batch_3.bin is truncated.*data.download=true"):
-        cifar10.read_split(tmp_path, cifar10.TRAIN_FILES)
+    with path.open("r+b") as handle:
+        handle.truncate(size)
+    with pytest.raises(UserError) as error:
+        Cifar10DataModule(root=str(tmp_path), global_batch_size=8, **SMALL).setup()
+    message = str(error.value)
+    assert message.startswith(f"{path} is {size:,} bytes, but each file of the CIFAR-10 binary version is 30,730,000")
+    assert f"it holds {held}, so it is damaged" in message and "data.download=true" in message
+    assert cifar10.URL in message
+
+
+def test_download_replaces_a_folder_with_a_cut_file(tmp_path):
+    archive, md5 = make_archive(tmp_path)
+    root = tmp_path / "data"
+    make_cifar(root, seed=1)
+    cut = root / cifar10.FOLDER / "test_batch.bin"
+    cut.write_bytes(cut.read_bytes()[: 5 * cifar10.RECORD_BYTES])
+    cifar10.download(root, url=archive.as_uri(), md5=md5)
+    assert cut.stat().st_size == cifar10.FILE_BYTES
+    assert np.array_equal(
+        cifar10.read_split(root, cifar10.TEST_FILES)[1], cifar10.read_split(tmp_path / "source", cifar10.TEST_FILES)[1]
+    )
 
 
 def test_missing_data_says_where_to_put_it(tmp_path):
@@ -79,7 +118,7 @@ def test_download_checks_the_checksum_and_extracts(tmp_path):
     archive, md5 = make_archive(tmp_path)
     root = tmp_path / "data"
     cifar10.download(root, url=archive.as_uri(), md5=md5)
-    assert len(cifar10.read_split(root, cifar10.TEST_FILES)[1]) == 12
+    assert len(cifar10.read_split(root, cifar10.TEST_FILES)[1]) == 10_000
     assert [p.name for p in root.iterdir()] == [cifar10.FOLDER]
 
 
@@ -98,7 +137,7 @@ def test_unreachable_download_is_a_clear_error(tmp_path):
 
 def test_datamodule_splits_and_normalises(tmp_path):
     make_cifar(tmp_path, per_file=40)
-    datamodule = Cifar10DataModule(root=str(tmp_path), global_batch_size=8, val_fraction=0.25, seed=3)
+    datamodule = Cifar10DataModule(root=str(tmp_path), global_batch_size=8, val_fraction=0.25, seed=3, **SMALL)
     datamodule.setup()
     sizes = {split: len(dataset) for split, dataset in datamodule.datasets.items()}
     assert sizes == {"train": 150, "val": 50, "test": 40}
@@ -107,7 +146,7 @@ def test_datamodule_splits_and_normalises(tmp_path):
     normalised = (pixels - train.mean.double()) / train.std.double()
     assert normalised.mean().abs() < 1e-6
     # the split is fixed by the seed
-    again = Cifar10DataModule(root=str(tmp_path), global_batch_size=8, val_fraction=0.25, seed=3)
+    again = Cifar10DataModule(root=str(tmp_path), global_batch_size=8, val_fraction=0.25, seed=3, **SMALL)
     again.setup()
     assert np.array_equal(again.datasets["val"].labels.numpy(), datamodule.datasets["val"].labels.numpy())
 
@@ -115,10 +154,34 @@ def test_datamodule_splits_and_normalises(tmp_path):
 @pytest.mark.smoke
 def test_fit_cnn_cifar10_runs_on_files_in_the_official_format(fit, tmp_path):
     make_cifar(tmp_path / "data", per_file=40)
+    small = [f"data.{key}={value}" for key, value in SMALL.items()]
     run = fit(
-        "experiment=cnn_cifar10", f"data.root={tmp_path / 'data'}", "model.net.widths=[8,16]", "debug=fast_dev_run"
+        "experiment=cnn_cifar10",
+        f"data.root={tmp_path / 'data'}",
+        *small,
+        "model.net.widths=[8,16]",
+        "debug=fast_dev_run",
     )
     assert run.summary()["global_steps"] == 1 and "test/acc" in run.summary()["test"]
+
+
+def test_fit_on_a_file_cut_on_a_record_boundary_exits_2_naming_it(tmp_path):
+    make_cifar(tmp_path / "data")
+    path = tmp_path / "data" / cifar10.FOLDER / "data_batch_1.bin"
+    with path.open("r+b") as handle:
+        handle.truncate(cifar10.FILE_BYTES // 2)
+    run_dir = tmp_path / "run"
+    run = console_script(
+        "fit",
+        "experiment=cnn_cifar10",
+        f"data.root={tmp_path / 'data'}",
+        "data.download=false",
+        "trainer.max_steps=1",
+        f"hydra.run.dir={run_dir}",
+        check=False,
+    )
+    expect_user_error(run, f"{path} is 15,365,000 bytes", "it holds 5,000 images", "data.download=true")
+    assert not (run_dir / "summary.json").exists()
 
 
 def test_fit_without_cifar_is_one_paragraph(fit, tmp_path):

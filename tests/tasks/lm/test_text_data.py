@@ -12,6 +12,8 @@ from lightning_template.tasks.lm import corpus as text_corpus
 from lightning_template.tasks.lm.data import SyntheticTextDataModule, TextFilesDataModule
 from lightning_template.tasks.lm.synthetic import TopicProcess, unigram_nll
 
+from conftest import console_script, expect_user_error
+
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "far", "away", "and", "then", "came", "back", "home"]
 
 
@@ -64,6 +66,55 @@ def test_files_datamodule_serves_streams_and_a_unigram_reference(tmp_path):
     assert vocab_size == len(WORDS) + 2
     assert data.datasets["train"].num_streams == 4 and data.datasets["test"].num_streams == 2
     assert 1 < data.test_references()["ppl_unigram"] < vocab_size + 1
+
+
+def damage(path: Path, line: bytes, number: int = 3) -> None:
+    """Put ``line`` (raw bytes, its line break included) in place of line ``number`` of ``path``."""
+    lines = path.read_bytes().split(b"\n")
+    lines[number - 1 : number] = [line.removesuffix(b"\n")]
+    path.write_bytes(b"\n".join(lines))
+
+
+BAD_LINES = [
+    (b"the cat \xe9 sat\n", "byte 0xe9 at column 9 is not UTF-8"),  # Latin-1 for \xc3\xa9
+    (b"caf\xc3\xa9 \xff sat\n", "byte 0xff at column 6 is not UTF-8"),  # columns count characters
+    (b"the \x00 cat\n", r"control character '\x00' at column 5"),
+    (b"the cat\x1b[0m sat\n", r"control character '\x1b' at column 8"),
+    (b"the cat sat\x7f\n", r"control character '\x7f' at column 12"),
+    (b"the cat\rsat\n", r"control character '\r' at column 8"),
+]
+
+
+@pytest.mark.parametrize(("line", "what"), BAD_LINES)
+def test_a_bad_byte_or_control_character_is_refused_naming_file_line_and_column(tmp_path, line, what):
+    root = write_corpus(tmp_path)
+    damage(root / "valid.txt", line)
+    data = TextFilesDataModule(root=str(root), global_batch_size=4, bptt=5)
+    with pytest.raises(UserError) as error:
+        data.setup()
+    assert str(error.value).startswith(f"{root / 'valid.txt'}:3: {what}")
+
+
+def test_windows_line_ends_read_as_unix_ones(tmp_path):
+    unix = write_corpus(tmp_path / "unix")
+    windows = write_corpus(tmp_path / "windows")
+    for path in windows.iterdir():
+        path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    read = [text_corpus.read_corpus(root) for root in (unix, windows)]
+    assert read[0].words == read[1].words
+    assert all(np.array_equal(read[0].splits[split], read[1].splits[split]) for split in read[0].splits)
+
+
+@pytest.mark.parametrize(("line", "what"), [BAD_LINES[0], BAD_LINES[2]])
+def test_fit_lm_ptb_on_a_bad_corpus_file_exits_2_naming_the_line(tmp_path, line, what):
+    root = write_corpus(tmp_path / "corpus")
+    damage(root / "train.txt", line, number=7)
+    run_dir = tmp_path / "run"
+    run = console_script(
+        "fit", "experiment=lm_ptb", f"data.root={root}", "trainer.max_steps=1", f"hydra.run.dir={run_dir}", check=False
+    )
+    expect_user_error(run, f"{root / 'train.txt'}:7: {what}")
+    assert not (run_dir / "summary.json").exists()
 
 
 def test_topic_process_probabilities_sum_to_one_after_any_prefix():

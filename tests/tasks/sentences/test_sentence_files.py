@@ -63,7 +63,7 @@ def test_very_long_lines_are_cut_to_max_length_and_counted(tmp_path):
     ("damage", "message"),
     [
         (b"sport\tthe ball \xff was\n", r"train.txt:4: byte 0xff at column 16 is not UTF-8"),
-        (b"sport\tthe \x00 ball\n", r"train.txt:4: control character '\\x00'"),
+        (b"sport\tthe \x00 ball\n", r"train.txt:4: control character '\\x00' at column 11"),
         (b"the ball was\n", r"train.txt:4: no label"),
         (b"sport\t\n", r"train.txt:4: the label 'sport' has no sentence"),
     ],

@@ -2,7 +2,10 @@
 
 ``cifar-10-batches-bin/`` holds ``data_batch_1.bin`` .. ``data_batch_5.bin`` and
 ``test_batch.bin``: 10,000 records each of 1 label byte then 3,072 pixel bytes
-(1,024 red, 1,024 green, 1,024 blue; rows of 32 pixels).
+(1,024 red, 1,024 green, 1,024 blue; rows of 32 pixels). Nothing delimits the records,
+so a file cut on a record boundary reads as fewer images: every file must have the
+official size. The download's archive is checked against its published MD5; the
+extracted files are not hashed (the dataset's authors publish no per-file checksums).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ FOLDER = "cifar-10-batches-bin"
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 TEST_FILES = ("test_batch.bin",)
 RECORD_BYTES = 1 + 3 * 32 * 32
+RECORDS_PER_FILE = 10_000
+FILE_BYTES = RECORDS_PER_FILE * RECORD_BYTES  # 30,730,000
 # label i is CLASS_NAMES[i] (batches.meta.txt of the archive)
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -33,15 +38,29 @@ def read_batch_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size == 0 or raw.size % RECORD_BYTES:
         raise UserError(
-            f"{path} is truncated or is not a CIFAR-10 binary batch: {raw.size} bytes is not a whole number of"
-            f" {RECORD_BYTES}-byte records. Download the binary version again ({URL}) and extract it under"
-            " data.root, or set data.download=true."
+            f"{path} is truncated or is not a CIFAR-10 binary batch: {raw.size:,} bytes is not a whole number of"
+            f" {RECORD_BYTES:,}-byte records (1 label byte, then 3,072 pixel bytes)."
         )
     records = raw.reshape(-1, RECORD_BYTES)
     labels = records[:, 0].astype(np.int64)
     if labels.max() > 9:
         raise UserError(f"{path} holds label {labels.max()}: CIFAR-10 labels are 0..9. Is this the CIFAR-100 file?")
     return records[:, 1:].reshape(-1, 3, 32, 32).copy(), labels
+
+
+def check_size(path: Path) -> None:
+    """Refuse an official batch file of another size than 10,000 records: it would train on fewer images."""
+    size = path.stat().st_size
+    if size == FILE_BYTES:
+        return
+    records, rest = divmod(size, RECORD_BYTES)
+    held = f"{records:,} images" + (f" and {rest:,} bytes of a cut one" if rest else "")
+    raise UserError(
+        f"{path} is {size:,} bytes, but each file of the CIFAR-10 binary version is {FILE_BYTES:,} bytes"
+        f" ({RECORDS_PER_FILE:,} images of {RECORD_BYTES:,} bytes): it holds {held}, so it is damaged (cut short"
+        f" or padded) or not the official file. Run again with data.download=true to fetch the archive again (it"
+        f" replaces the folder {path.parent}), or extract the official archive ({URL}) under data.root again."
+    )
 
 
 def read_split(root: Path, files: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -54,17 +73,20 @@ def read_split(root: Path, files: tuple[str, ...]) -> tuple[np.ndarray, np.ndarr
             f" extracted {URL}, a folder named {FOLDER}), point data.root at the folder that holds it, or set"
             " data.download=true to fetch it."
         )
+    for name in files:
+        check_size(folder / name)
     parts = [read_batch_file(folder / name) for name in files]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def download(root: Path, url: str = URL, md5: str = MD5) -> None:
-    """Fetch and extract the archive into ``root`` unless it is there already.
+    """Fetch and extract the archive into ``root`` unless its files are there already, at their size.
 
     The archive is checked against ``md5`` and extracted into a temporary folder that
     is moved into place only when complete, so a failed download leaves nothing behind.
     """
-    if all((root / FOLDER / name).is_file() for name in TRAIN_FILES + TEST_FILES):
+    files = [root / FOLDER / name for name in TRAIN_FILES + TEST_FILES]
+    if all(path.is_file() and path.stat().st_size == FILE_BYTES for path in files):
         return
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=".cifar10-") as tmp:

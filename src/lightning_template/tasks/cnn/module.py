@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,9 @@ class ImageClassifier(GlobalBatchModule):
     and GPU alike). ``compile=True`` compiles the inner network only: compiling the
     whole LightningModule breaks ``self.log`` on torch 2.13 / Lightning 2.6.
     """
+
+    # logged at each validation: fit and sweep check their metric against it before training
+    VALIDATION_METRICS: ClassVar[tuple[str, ...]] = ("val/loss", "val/acc")
 
     def __init__(
         self,

@@ -4,7 +4,9 @@
 line, words separated by spaces, rare words already replaced by ``<unk>``. Every line
 ends with ``<eos>`` (as in pytorch/examples' ``Corpus``). The vocabulary comes from the
 training split, in order of first appearance; a word of valid or test that training
-never saw becomes ``<unk>``.
+never saw becomes ``<unk>``. Files are decoded as strict UTF-8
+(``lightning_template.text_files``): an undecodable byte or a control character (NUL
+included) is an error naming the file, line and column.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 from lightning_template.downloads import md5_of
 from lightning_template.errors import UserError
+from lightning_template.text_files import read_text_lines
 
 SPLIT_FILES = {"train": "train.txt", "valid": "valid.txt", "test": "test.txt"}
 EOS, UNK = "<eos>", "<unk>"
@@ -84,8 +87,9 @@ class Corpus:
 
 
 def _lines(path: Path) -> list[list[str]]:
-    with path.open(encoding="utf-8") as handle:
-        return [[*line.split(), EOS] for line in handle]
+    """The words of each line of ``path`` and its ``<eos>`` (a blank line is ``<eos>`` alone)."""
+    lines = read_text_lines(path, "corpus file", "one sentence per line, words separated by spaces")
+    return [[*line.split(), EOS] for line in lines]
 
 
 def read_corpus(root: Path, corpus: str = "ptb", vocabulary: Sequence[str] = ()) -> Corpus:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,9 @@ class LanguageModel(GlobalBatchModule):
 
     ``net`` builds the network (``model.net``, a partial) given the vocabulary size.
     """
+
+    # logged at each validation: fit and sweep check their metric against it before training
+    VALIDATION_METRICS: ClassVar[tuple[str, ...]] = ("val/loss", "val/ppl")
 
     def __init__(
         self,

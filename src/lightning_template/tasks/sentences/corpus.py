@@ -6,13 +6,12 @@ A line may start with a label and a tab (``sports<TAB>the match ended ...``); a
 classifier needs one on every line, a next-word model ignores them. Every sentence
 ends with ``<eos>``. The vocabulary is the training split's words, the most frequent
 first (``vocab_size`` caps it); any other word becomes ``<unk>``. Files are decoded as
-strict UTF-8, and an undecodable byte or a control character is an error naming the
-file and line: a corpus is never read half-right.
+strict UTF-8 (``lightning_template.text_files``): an undecodable byte or a control
+character is an error naming the file, line and column.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from lightning_template.errors import UserError
+from lightning_template.text_files import read_text_lines
 
 SPLIT_FILES = {"train": "train.txt", "val": "valid.txt", "test": "test.txt"}
 EOS, UNK = "<eos>", "<unk>"
@@ -77,20 +77,8 @@ class Line:
 def read_lines(path: Path) -> list[Line]:
     """The non-blank lines of ``path``, split into an optional label and words; bad bytes name the line."""
     lines = []
-    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
-        try:
-            text = raw.decode("utf-8").rstrip("\r")
-        except UnicodeDecodeError as err:
-            raise UserError(
-                f"{path}:{number}: byte {raw[err.start]:#04x} at column {err.start + 1} is not UTF-8. Sentence files"
-                " are read as UTF-8: convert the file (e.g. iconv -f latin1 -t utf-8) or remove the byte."
-            ) from None
-        bad = next((c for c in text if c != "\t" and unicodedata.category(c) == "Cc"), None)
-        if bad is not None:
-            raise UserError(
-                f"{path}:{number}: control character {bad!r} in the text. A sentence file holds words separated by"
-                " spaces (and an optional label before a tab): remove the character or clean the file."
-            )
+    layout = "words separated by spaces (and an optional label before a tab)"
+    for number, text in enumerate(read_text_lines(path, "sentence file", layout), start=1):
         label, tab, sentence = text.partition("\t")
         if not tab:
             label, sentence = None, text

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -120,6 +120,9 @@ class NextWordModel(SentenceModule):
     sentence of ``n`` tokens gives ``n - 1`` targets.
     """
 
+    # logged at each validation: fit and sweep check their metric against it before training
+    VALIDATION_METRICS: ClassVar[tuple[str, ...]] = ("val/loss", "val/ppl")
+
     def __init__(self, data: DataDescription, net: Callable[..., nn.Module], **kwargs: Any) -> None:
         super().__init__(data, net, **kwargs)
         self.decoder = nn.Linear(self.net.hidden_size, self.data.vocab_size)
@@ -148,6 +151,9 @@ class NextWordModel(SentenceModule):
 
 class TopicClassifier(SentenceModule):
     """Classifies a sentence from the LSTM state after its last token; the loss is per sentence."""
+
+    # logged at each validation: fit and sweep check their metric against it before training
+    VALIDATION_METRICS: ClassVar[tuple[str, ...]] = ("val/loss", "val/acc")
 
     def __init__(self, data: DataDescription, net: Callable[..., nn.Module], **kwargs: Any) -> None:
         super().__init__(data, net, **kwargs)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,9 @@ class VideoClassifier(GlobalBatchModule):
     count videos (every evaluation batch holds whole videos, see ``VideoClips``).
     ``net`` builds the network (``model.net``, a partial) given the number of classes.
     """
+
+    # logged at each validation: fit and sweep check their metric against it before training
+    VALIDATION_METRICS: ClassVar[tuple[str, ...]] = ("val/loss", "val/acc", "val/video_acc")
 
     def __init__(
         self,

@@ -1,0 +1,142 @@
+"""Every user mistake: one paragraph naming the setting or file, exit status 2, no traceback, no run claimed.
+
+The table runs the real console scripts. Mistakes in the command line are caught before
+Hydra makes the run directory, so for those nothing at all is written. The property
+test throws wrong-typed values at the documented keys through the same check the
+commands run first (in-process: hundreds of subprocesses would take minutes).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lightning_template.command_line import check_command_line
+from lightning_template.errors import UserError
+from lightning_template.settings import RULES, check_settings
+
+from conftest import CONFIG_DIR, TASK, TINY, TINY_BY_TASK, console_script, expect_user_error
+
+
+def _typed_tiny_key() -> str:
+    """A setting of the task's tiny experiment that takes an integer and is not in the documented table."""
+    return next(
+        o.split("=")[0] for o in TINY if o.split("=")[-1].isdigit() and o.split("=")[0] not in RULES and "." in o
+    )
+
+
+def _reshaping_override() -> str:
+    """The tiny experiment's first network size, doubled: the same network with other weight shapes."""
+    override = next(o for o in TINY if o.startswith("model.net.") and any(c.isdigit() for c in o))
+    key, value = override.split("=", 1)
+    return f"{key}=" + re.sub(r"\d+", lambda m: str(2 * int(m.group())), value)
+
+
+OTHER_TASK = next((task for task in TINY_BY_TASK if task != TASK), None)
+
+# (command, arguments, fragments the message must hold, whether the run directory may exist at all)
+CASES = [
+    ("fit", ["model.optimizer.lr=fast"], ["model.optimizer.lr=fast", "a number greater than 0"], False),
+    ("fit", ["model.optimizer.lr=fast", "lr_scaling=linear"], ["model.optimizer.lr=fast"], False),
+    ("fit", ["model.optimizer.lr=-0.1"], ["model.optimizer.lr=-0.1"], False),
+    ("fit", ["seed=abc"], ["seed=abc", "an integer"], False),
+    ("fit", ["trainer.max_steps=ten"], ["trainer.max_steps=ten", "an integer"], False),
+    ("fit", ["trainer.max_steps=0"], ["trainer.max_steps=0", "-1"], False),
+    ("fit", ["trainer.max_steps=-1", "trainer.max_epochs=-1"], ["no end"], False),
+    ("fit", ["trainer.precision=33"], ["trainer.precision=33", "bf16-mixed"], False),
+    ("fit", ["lr_scaling=cubic"], ["lr_scaling=cubic", "linear"], False),
+    ("fit", [*TINY, f"{_typed_tiny_key()}=abc"], [f"{_typed_tiny_key()}=abc", "an integer"], False),
+    ("fit", ["~seed"], ["seed is missing"], False),
+    ("fit", ["seed=[1,"], ["not valid Hydra syntax"], False),
+    ("fit", ["experiment=nope"], ["experiment=nope is not an option", TASK], False),
+    ("fit", ["data=nope"], ["data=nope is not an option"], False),
+    ("fit", ["data.global_batch_sise=32"], ["data.global_batch_sise", "Did you mean data.global_batch_size?"], False),
+    ("fit", ["+data.global_batch_sise=32"], ["data.global_batch_sise", "did you mean data.global_batch_size?"], False),
+    ("fit", ["monitor=val/accuracy"], ["monitor=val/accuracy", "logs"], False),
+    ("fit", ["ckpt_path={missing}"], ["does not exist"], True),
+    ("fit", ["ckpt_path={trained_run}"], ["is a directory"], True),
+    ("fit", [*TINY, _reshaping_override(), "ckpt_path={trained_ckpt}"], ["differ in shape"], True),
+    ("tune", ["seed=abc"], ["seed=abc"], False),
+    ("evaluate", ["ckpt_path={missing}"], ["ckpt_path=", "does not exist"], True),
+    ("evaluate", ["ckpt_path={trained_ckpt}", "split=train"], ["split"], True),
+    ("predict", ["ckpt_path={trained_ckpt}", "input={missing}"], [], True),
+]
+if OTHER_TASK is not None:  # a checkpoint of another task's experiment
+    CASES.append(
+        (
+            "fit",
+            [*TINY_BY_TASK[OTHER_TASK], "ckpt_path={trained_ckpt}"],
+            [f"was written by experiment={TASK}", f"experiment={OTHER_TASK}"],
+            True,
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """A short run of the task's tiny experiment: the checkpoint the checkpoint cases misuse."""
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    console_script("fit", *TINY, "trainer.max_steps=2", "test_after_fit=false", f"hydra.run.dir={run_dir}")
+    return run_dir
+
+
+@pytest.mark.slow  # a process per case
+@pytest.mark.parametrize(("command", "arguments", "fragments", "writes"), CASES, ids=lambda v: str(v)[-40:])
+def test_each_mistake_exits_2_with_one_paragraph_naming_it(command, arguments, fragments, writes, tmp_path, request):
+    places = {"missing": str(tmp_path / "no-such-file.ckpt")}
+    if any("{trained_" in argument for argument in arguments):
+        run_dir = request.getfixturevalue("trained_run")
+        places |= {"trained_run": str(run_dir), "trained_ckpt": str(run_dir / "checkpoints" / "last.ckpt")}
+    run_dir = tmp_path / "run"
+    given_dir = [] if command in ("evaluate", "predict") else [f"hydra.run.dir={run_dir}"]
+    run = console_script(command, *[a.format(**places) for a in arguments], *given_dir, check=False)
+    expect_user_error(run, *fragments)
+    assert run.stderr.count("Error:") == 1, run.stderr[-3000:]
+    if not writes:
+        assert not run_dir.exists(), "a mistake in the command line must stop the run before it writes"
+    for claim in ("summary.json", "eval.json", "predictions.csv", "checkpoints"):
+        assert not (run_dir / claim).exists(), claim
+
+
+def test_every_shipped_experiment_passes_the_checks():
+    """The checks refuse mistakes, not the shipped configs (each experiment, each trainer preset)."""
+    for experiment in sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")):
+        check_command_line(str(CONFIG_DIR), "fit", [f"experiment={experiment}"], check_settings)
+    for trainer in sorted(p.stem for p in (CONFIG_DIR / "trainer").glob("*.yaml")):
+        check_command_line(str(CONFIG_DIR), "fit", [f"trainer={trainer}"], check_settings)
+    check_command_line(str(CONFIG_DIR), "tune", [], check_settings)
+
+
+# Documented keys that take no text: a word is always the wrong type for them.
+TYPED_KEYS = sorted(key for key, rule in RULES.items() if not rule.accepts("someword"))
+WORDS = st.text(alphabet=string.ascii_letters, min_size=1, max_size=12).filter(
+    lambda word: (
+        word.lower() not in {"true", "false", "null", "nan", "inf", "auto", "warn", "norm", "value"}
+        and word not in {"min", "max", "none", "linear", "sqrt", "bf16"}
+    )
+)
+WRONG_VALUES = st.one_of(
+    WORDS,
+    st.lists(WORDS, min_size=1, max_size=3).map(lambda words: "[" + ",".join(words) + "]"),
+    st.dictionaries(WORDS, st.integers(), min_size=1, max_size=2).map(
+        lambda d: "{" + ",".join(f"{k}:{v}" for k, v in d.items()) + "}"
+    ),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=st.sampled_from(TYPED_KEYS), value=WRONG_VALUES)
+def test_a_wrong_typed_value_of_a_documented_key_is_a_user_error(key, value):
+    with pytest.raises(UserError) as refused:
+        check_command_line(str(CONFIG_DIR), "fit", [f"{key}={value}"], check_settings)
+    assert key in str(refused.value)
+
+
+def test_the_property_test_covers_the_documented_keys():
+    """A negative control for the sampling: the typed keys include the ones the issue names."""
+    assert {"seed", "trainer.max_steps", "model.optimizer.lr", "data.global_batch_size"} <= set(TYPED_KEYS)
