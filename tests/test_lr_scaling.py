@@ -62,4 +62,4 @@ def test_fit_logs_the_scaled_lr(fit):
 def test_bad_rule_is_one_paragraph(fit):
     run = fit(*TINY, "lr_scaling=cubic", "trainer.max_steps=1", check=False)
     assert run.returncode == 2 and "Traceback" not in run.output, run.output[-3000:]
-    assert "lr_scaling='cubic'" in run.stderr and "none, linear, sqrt" in " ".join(run.stderr.split())
+    assert "lr_scaling=cubic" in run.stderr and "none, linear, sqrt" in " ".join(run.stderr.split())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hydra.utils import get_object
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from lightning_template.config import compose_fit
@@ -16,7 +17,6 @@ from lightning_template.sweep import cli
 from lightning_template.sweep.composition import check_against_fit
 from lightning_template.sweep.optuna_sweep import SweepOptions, open_study
 from lightning_template.sweep.spec import override, parse_spec
-from lightning_template.tasks.cnn.module import ImageClassifier
 from lightning_template.training.declared_metrics import validation_metrics
 
 from conftest import TASK, console_script, expect_user_error
@@ -106,12 +106,16 @@ def test_parameter_names_are_checked_against_the_fit_config():
         check_against_fit(spec_with(), ["model.optimizer.lr=0.3"])
 
 
-class OwnClassifier(ImageClassifier):
+# The default task's LightningModule, and a user's own module built on it
+TASK_MODULE = compose_fit([f"experiment={TASK}"]).model._target_
+
+
+class OwnModule(get_object(TASK_MODULE)):
     """A user's own module: it may log metrics its parent does not, so it declares its own or none."""
 
 
 def unlogged_metric_sweep(path: Path) -> Path:
-    """A sweep file whose metric, val/accuracy, no task logs (the cnn and video tasks log val/acc)."""
+    """A sweep file whose metric, val/accuracy, no task logs (the classifiers log val/acc)."""
     path.write_text(yaml.safe_dump({**VALID, "metric": {"name": "val/accuracy", "goal": "maximize"}}))
     return path
 
@@ -133,8 +137,8 @@ def test_the_sweep_refuses_it_before_its_first_trial(tmp_path, capsys):
 def test_the_metric_of_a_module_that_declares_none_is_not_refused():
     f1 = spec_with(metric={"name": "val/f1", "goal": "maximize"})
     with pytest.raises(UserError, match=r"metric\.name=val/f1"):
-        check_against_fit(f1, [f"model._target_={ImageClassifier.__module__}.ImageClassifier"])
-    check_against_fit(f1, [f"model._target_={__name__}.OwnClassifier"])
+        check_against_fit(f1, [f"model._target_={TASK_MODULE}"])
+    check_against_fit(f1, [f"model._target_={__name__}.OwnModule"])
 
 
 def test_a_study_is_resumed_only_by_the_same_sweep(tmp_path):

@@ -84,9 +84,9 @@ def test_tune_config_dir_writes_where_the_user_says(tmp_path):
 
 
 def test_the_fit_command_needs_no_search_path_for_the_project_configs(tmp_path):
-    assert fit_command("cnn", CONFIG_DIR, "cnn") == "fit experiment=cnn +tuned=cnn"
-    assert fit_command("cnn", tmp_path, "mine") == (
-        f"fit experiment=cnn 'hydra.searchpath=[file://{tmp_path.resolve()}]' +tuned=mine"
+    assert fit_command(TASK, CONFIG_DIR, TASK) == f"fit experiment={TASK} +tuned={TASK}"
+    assert fit_command(TASK, tmp_path, "mine") == (
+        f"fit experiment={TASK} 'hydra.searchpath=[file://{tmp_path.resolve()}]' +tuned=mine"
     )
 
 

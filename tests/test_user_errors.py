@@ -140,3 +140,10 @@ def test_a_wrong_typed_value_of_a_documented_key_is_a_user_error(key, value):
 def test_the_property_test_covers_the_documented_keys():
     """A negative control for the sampling: the typed keys include the ones the issue names."""
     assert {"seed", "trainer.max_steps", "model.optimizer.lr", "data.global_batch_size"} <= set(TYPED_KEYS)
+
+
+def test_null_is_taken_where_the_target_takes_none():
+    """``monitor=null`` is a ModelCheckpoint setting (keep the newest files); ``mode=null`` is not."""
+    check_command_line(str(CONFIG_DIR), "fit", ["callbacks.model_checkpoint.monitor=null"], check_settings)
+    with pytest.raises(UserError, match=r"callbacks\.model_checkpoint\.mode=null"):
+        check_command_line(str(CONFIG_DIR), "fit", ["callbacks.model_checkpoint.mode=null"], check_settings)

@@ -126,7 +126,10 @@ def _device_list(value: Any) -> bool:
 BOOLEAN = choice(True, False)
 # Lightning's precision names ("32-true", "bf16-mixed", ...; 32 and "32" are one)
 PRECISIONS = tuple(
-    dict.fromkeys(str(value) for name in typing.get_args(_PRECISION_INPUT) for value in typing.get_args(name))
+    sorted(
+        {str(value) for name in typing.get_args(_PRECISION_INPUT) for value in typing.get_args(name)},
+        key=lambda name: ("-" not in name, name),
+    )
 )
 FRACTION_OR_COUNT = either(number(0.0, 1.0), integer(0), Rule(lambda v: v is None, "null", "null"))
 RUN_LENGTH = integer(1, extra=(-1,))
@@ -144,8 +147,6 @@ RULES: dict[str, Rule] = {
     "data.global_batch_size": integer(1, unset=True),
     "data.micro_batch_size": integer(1, unset=True),
     "data.eval_batch_size": integer(1, unset=True),
-    "data.global_batch_tokens": integer(1, unset=True),
-    "data.micro_batch_tokens": integer(1, unset=True),
     "data.num_workers": integer(0),
     "data.shuffle": BOOLEAN,
     "data.pin_memory": BOOLEAN,
@@ -251,8 +252,8 @@ def _kind_of(default: Any) -> tuple[str, Callable[[Any], bool]] | None:
                 lambda v: isinstance(v, ListConfig) and all(accepts(item) for item in v),
             )
         return "a list", lambda v: isinstance(v, ListConfig)
-    if isinstance(default, DictConfig):
-        return "a mapping", lambda v: isinstance(v, DictConfig)
+    if isinstance(default, DictConfig):  # null removes it (model.scheduler=null: no schedule)
+        return "a mapping or null", lambda v: v is None or isinstance(v, DictConfig)
     return None
 
 
@@ -264,11 +265,32 @@ def check_override_types(cfg: DictConfig, shipped: DictConfig, overridden: Itera
         has_default, default = _select(shipped, key)
         present, value = _select(cfg, key)
         kind = _kind_of(default) if has_default and present else None
-        if kind is not None and not kind[1](value):
+        if kind is not None and not kind[1](value) and not (value is None and _takes_null(cfg, key)):
             raise UserError(
                 f"{key}={_shown(value)} has the wrong type: {key} takes {kind[0]} (its default here is"
                 f" {_shown(default)}). Fix the override, e.g. {key}={_shown(default)}."
             )
+
+
+def _initialisers(obj: Any) -> list[Callable]:
+    """What builds ``obj``: a function itself, or each ``__init__`` of a class's bases, nearest first."""
+    if not isinstance(obj, type):
+        return [obj]
+    return [klass.__init__ for klass in inspect.getmro(obj) if "__init__" in vars(klass)]
+
+
+def _takes_null(cfg: DictConfig, key: str) -> bool:
+    """Whether ``key`` is an argument of its node's ``_target_`` that takes None (``callbacks.x.monitor=null``)."""
+    parent, _, name = key.rpartition(".")
+    present, node = _select(cfg, parent) if parent else (False, None)
+    if not present or not isinstance(node, DictConfig) or "_target_" not in node:
+        return False
+    try:
+        obj = get_object(str(node._target_))
+        parameters = [inspect.signature(function).parameters.get(name) for function in _initialisers(obj)]
+    except Exception:  # an unimportable target is reported by instantiate, naming it
+        return False
+    return any(p is not None and (p.default is None or "None" in str(p.annotation)) for p in parameters)
 
 
 def _parameters(target: str) -> tuple[set[str], bool] | None:
@@ -282,13 +304,8 @@ def _parameters(target: str) -> tuple[set[str], bool] | None:
         obj = get_object(target)
     except Exception:  # an unimportable target is reported by instantiate, naming it
         return None
-    functions = (
-        [klass.__init__ for klass in inspect.getmro(obj) if "__init__" in vars(klass)]
-        if isinstance(obj, type)
-        else [obj]
-    )
     names: set[str] = set()
-    for function in functions:
+    for function in _initialisers(obj):
         try:
             parameters = inspect.signature(function).parameters.values()
         except (TypeError, ValueError):  # a builtin without a signature

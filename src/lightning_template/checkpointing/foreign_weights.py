@@ -1,6 +1,6 @@
 """Refuse a checkpoint whose weights do not fit the model being built, naming the run it came from.
 
-Without this, ``fit experiment=lm ckpt_path=<a cnn checkpoint>`` ends in torch's wall of
+Without this, ``fit experiment=<a task> ckpt_path=<another task's checkpoint>`` ends in torch's wall of
 missing and unexpected keys; the user needs to hear which experiment wrote the file.
 """
 
