@@ -55,6 +55,7 @@ CASES = [
     ("fit", ["seed=[1,"], ["not valid Hydra syntax"], False),
     ("fit", ["experiment=nope"], ["experiment=nope is not an option", TASK], False),
     ("fit", ["data=nope"], ["data=nope is not an option"], False),
+    ("fit", ["logger=null"], ["logger=null", "~logger"], False),
     ("fit", ["data.global_batch_sise=32"], ["data.global_batch_sise", "Did you mean data.global_batch_size?"], False),
     ("fit", ["+data.global_batch_sise=32"], ["data.global_batch_sise", "did you mean data.global_batch_size?"], False),
     ("fit", ["monitor=val/accuracy"], ["monitor=val/accuracy", "logs"], False),

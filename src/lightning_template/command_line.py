@@ -54,6 +54,7 @@ def check_command_line(config_dir: str, config_name: str, argv: list[str], check
     name = args.config_name or config_name
     for overrides in _jobs(args.overrides, args.multirun):
         parsed = _parse(overrides)
+        _check_group_choices(parsed, config_dir)
         chosen = [
             text for text, override in zip(overrides, parsed, strict=True) if _keeps_shipped(override, config_dir)
         ]
@@ -76,6 +77,22 @@ def _parse(overrides: list[str]) -> list[Override]:
             f"An override is not valid Hydra syntax: {str(err).splitlines()[0]}. Overrides are key=value (quote"
             " values with spaces or commas: 'key=\"a, b\"'); see Hydra's override grammar."
         ) from err
+
+
+def _check_group_choices(parsed: list[Override], config_dir: str) -> None:
+    """A UserError for ``group=null``, which Hydra meets with a traceback: a group is left out with ``~group``."""
+    for override in parsed:
+        key = override.key_or_group
+        if (
+            override.value() is None
+            and not override.is_delete()
+            and "." not in key
+            and (Path(config_dir) / key).is_dir()
+        ):
+            raise UserError(
+                f"{key}=null: {key} is a config group, which takes the name of one of its files in configs/{key}/"
+                f" (or a list of them). To run without it, write ~{key} instead."
+            )
 
 
 def _jobs(overrides: list[str], multirun: bool) -> list[list[str]]:

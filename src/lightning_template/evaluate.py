@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, open_dict
 
 from lightning_template.assembly import build_run
+from lightning_template.atomic_files import atomic_write_text
 from lightning_template.config import hydra_command
 from lightning_template.data_description import DataDescription
 from lightning_template.errors import UserError
@@ -48,7 +49,7 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
     result = {"checkpoint": str(cfg.ckpt_path), "split": cfg.split, "layout": run.layout.describe(), "metrics": metrics}
     if run.trainer.is_global_zero:
         output = Path(cfg.paths.output_dir) / "eval.json"
-        output.write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write_text(output, json.dumps(result, indent=2) + "\n")
         print_table(f"evaluate: {cfg.split}", {**metrics, "checkpoint": result["checkpoint"], "written to": output})
     return result
 

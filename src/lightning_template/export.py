@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from lightning_template.atomic_files import atomic_write_text
 from lightning_template.config import hydra_command
 from lightning_template.errors import UserError
 from lightning_template.inference import ExportSpec, inference_for
@@ -72,7 +73,7 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
         "torch": torch.__version__,
         **spec.metadata,
     }
-    (output_dir / "model.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    atomic_write_text(output_dir / "model.json", json.dumps(metadata, indent=2) + "\n")
     print_table("export", {"model": path, "metadata": output_dir / "model.json", "format": fmt})
     return metadata
 

@@ -20,6 +20,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_template.assembly import Run, build_run
+from lightning_template.atomic_files import atomic_write_text
 from lightning_template.checkpointing import CONTINUE, ResumePoint, resolve_resume_point
 from lightning_template.checkpointing.foreign_weights import refuse_foreign_weights
 from lightning_template.config import hydra_command
@@ -108,7 +109,7 @@ def run_fit(cfg: DictConfig) -> dict[str, Any]:
     summary = _summary(cfg, run, resume, _train(run, resume))
     summary["wall_seconds"] = round(time.perf_counter() - started, 2)
     if run.trainer.is_global_zero:
-        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(output_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         print_summary(summary)
     return summary
 

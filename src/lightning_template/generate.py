@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from lightning_template.atomic_files import atomic_write_text
 from lightning_template.config import hydra_command
 from lightning_template.errors import UserError, print_paragraph
 from lightning_template.inference import Generated, inference_for
@@ -42,8 +43,7 @@ def run_generate(cfg: DictConfig) -> Generated:
     for note in generated.notes:
         print_paragraph("Note", note)
     output = Path(str(cfg.output))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(generated.text)
+    atomic_write_text(output, generated.text)
     print(generated.text, end="")
     print(f"\n(written to {output})")
     return generated

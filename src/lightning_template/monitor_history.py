@@ -10,7 +10,6 @@ A sweep reads a trial's metric from it while the trial trains, with no logger as
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import lightning.pytorch as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 
+from lightning_template.atomic_files import atomic_write_text
 from lightning_template.checkpointing.resume_state import scalar_metrics
 
 HISTORY_NAME = "monitor_history.jsonl"
@@ -50,10 +50,7 @@ def metric_names(history: list[dict[str, Any]]) -> list[str]:
 
 def _keep_first_lines(path: Path, count: int) -> None:
     """Rewrite ``path`` with its first ``count`` complete lines, atomically (a sweep may be reading it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text("".join(f"{line}\n" for line in _complete_lines(path)[:count]))
-    os.replace(partial, path)
+    atomic_write_text(path, "".join(f"{line}\n" for line in _complete_lines(path)[:count]))
 
 
 def _base_lr(trainer: L.Trainer) -> float | None:

@@ -10,7 +10,7 @@ input and lists every file it could not read instead of dropping it.
 
 from __future__ import annotations
 
-import csv
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from rich.progress import track
 from rich.table import Table
 from torch import Tensor
 
+from lightning_template.atomic_files import atomic_write_text, csv_text
 from lightning_template.config import hydra_command
 from lightning_template.errors import UserError, print_paragraph
 from lightning_template.inference import TaskInference, inference_for
@@ -66,12 +67,15 @@ def _rows(hooks: TaskInference, names: list[str], probabilities: Tensor, top_k: 
     ]
 
 
-def _show(rows: list[dict[str, Any]], unreadable: dict[str, str], output: Path) -> None:
-    table = Table(title=f"predict: {len(rows)} input(s), written to {output}", title_justify="left")
+def _show(rows: list[dict[str, Any]], unreadable: dict[str, str], output: Path, folder: Path) -> None:
+    """The first rows, inputs named within ``folder`` (the CSV keeps whole paths)."""
+    title = f"predict: {len(rows)} input(s) of {folder}, written to {output}"
+    table = Table(title=title, title_justify="left")
     for column in COLUMNS:
         table.add_column(column, overflow="fold")
     for row in rows[:SHOWN]:
-        table.add_row(row["input"], row["class"], f"{row['probability']:.4f}", row["top_k"])
+        name = row["input"].removeprefix(f"{folder}{os.sep}")
+        table.add_row(name, row["class"], f"{row['probability']:.4f}", row["top_k"])
     if len(rows) > SHOWN:
         table.add_row(f"... {len(rows) - SHOWN} more", "", "", "")
     Console(soft_wrap=True).print(table)
@@ -99,12 +103,8 @@ def run_predict(cfg: DictConfig) -> list[dict[str, Any]]:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in unreadable.items())
         raise UserError(f"No input of input={path} could be read ({reasons}). {hooks.input_help()}")
     output = Path(str(cfg.output))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    _show(rows, unreadable, output)
+    atomic_write_text(output, csv_text(rows, COLUMNS))
+    _show(rows, unreadable, output, path if path.is_dir() else path.parent)
     return rows
 
 

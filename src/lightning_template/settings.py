@@ -258,18 +258,48 @@ def _kind_of(default: Any) -> tuple[str, Callable[[Any], bool]] | None:
 
 
 def check_override_types(cfg: DictConfig, shipped: DictConfig, overridden: Iterable[str]) -> None:
-    """A UserError for an overridden value whose type differs from the shipped default's (not in :data:`RULES`)."""
+    """A UserError for an overridden value whose type differs from what its key takes (keys not in :data:`RULES`).
+
+    What a key takes is its shipped default's type; where the default is null, the type
+    its ``_target_`` declares for it (``global_batch_tokens: int | None``).
+    """
     for key in overridden:
         if key in RULES or key.startswith("hydra.") or key == "hydra":
             continue
         has_default, default = _select(shipped, key)
         present, value = _select(cfg, key)
-        kind = _kind_of(default) if has_default and present else None
-        if kind is not None and not kind[1](value) and not (value is None and _takes_null(cfg, key)):
+        if not (has_default and present):
+            continue
+        parameters = _parameters_named(cfg, key)
+        kind = _kind_of(default) if default is not None else _declared_kind(parameters)
+        takes_null = any(p.default is None or "None" in str(p.annotation) for p in parameters)
+        if kind is not None and not kind[1](value) and not (value is None and takes_null):
+            example = _shown(default) if default is not None else "1"
             raise UserError(
                 f"{key}={_shown(value)} has the wrong type: {key} takes {kind[0]} (its default here is"
-                f" {_shown(default)}). Fix the override, e.g. {key}={_shown(default)}."
+                f" {_shown(default)}). Fix the override, e.g. {key}={example}."
             )
+
+
+# The plain types a target may declare for an argument whose default is null, and what each accepts
+_DECLARED = {
+    "int": ("an integer", _is_int),
+    "float": ("a number", _is_number),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "str": ("a text", lambda v: isinstance(v, (str, int, float)) and not isinstance(v, bool)),
+}
+
+
+def _declared_kind(parameters: list[inspect.Parameter]) -> tuple[str, Callable[[Any], bool]] | None:
+    """What a parameter declared as one plain type (or that type or None) takes; None if it declares more."""
+    for parameter in parameters:
+        declared = parameter.annotation
+        text = declared.__name__ if isinstance(declared, type) else str(declared)  # a string under PEP 563
+        names = {part.strip() for part in text.replace("Optional[", "").strip("]").split("|")}
+        names.discard("None")
+        if len(names) == 1 and (name := names.pop()) in _DECLARED:
+            return _DECLARED[name]
+    return None
 
 
 def _initialisers(obj: Any) -> list[Callable]:
@@ -279,18 +309,18 @@ def _initialisers(obj: Any) -> list[Callable]:
     return [klass.__init__ for klass in inspect.getmro(obj) if "__init__" in vars(klass)]
 
 
-def _takes_null(cfg: DictConfig, key: str) -> bool:
-    """Whether ``key`` is an argument of its node's ``_target_`` that takes None (``callbacks.x.monitor=null``)."""
+def _parameters_named(cfg: DictConfig, key: str) -> list[inspect.Parameter]:
+    """The parameters ``key`` is of its node's ``_target_`` (one per ``__init__`` that names it), nearest first."""
     parent, _, name = key.rpartition(".")
     present, node = _select(cfg, parent) if parent else (False, None)
     if not present or not isinstance(node, DictConfig) or "_target_" not in node:
-        return False
+        return []
     try:
-        obj = get_object(str(node._target_))
-        parameters = [inspect.signature(function).parameters.get(name) for function in _initialisers(obj)]
+        functions = _initialisers(get_object(str(node._target_)))
+        found = [inspect.signature(function).parameters.get(name) for function in functions]
     except Exception:  # an unimportable target is reported by instantiate, naming it
-        return False
-    return any(p is not None and (p.default is None or "None" in str(p.annotation)) for p in parameters)
+        return []
+    return [parameter for parameter in found if parameter is not None]
 
 
 def _parameters(target: str) -> tuple[set[str], bool] | None:

@@ -39,6 +39,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lightning_template.assembly import build_run
+from lightning_template.atomic_files import atomic_write_text
 from lightning_template.batching.layout import BatchLayout
 from lightning_template.config import CONFIG_DIR, hydra_command
 from lightning_template.errors import UserError
@@ -158,9 +159,8 @@ def find_lr(cfg: DictConfig, micro_batch_size: int, png: Path) -> float:
 
 def write_override(path: Path, values: dict[str, Any], comment: str) -> None:
     """A Hydra config file at the global package, so ``fit +tuned=<name>`` merges ``values`` over the experiment."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = f"# @package _global_\n# {comment}\n"
-    path.write_text(header + yaml.safe_dump(values, sort_keys=False))
+    atomic_write_text(path, header + yaml.safe_dump(values, sort_keys=False))
 
 
 def fit_command(experiment: str, config_dir: Path, name: str) -> str:

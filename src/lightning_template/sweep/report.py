@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import shutil
@@ -14,6 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.table import Table
 
+from lightning_template.atomic_files import atomic_write_text, csv_text
 from lightning_template.monitor_history import history_path, read_history
 from lightning_template.sweep.spec import SweepSpec, fit_command_line
 
@@ -56,10 +56,7 @@ def write_report(study: optuna.Study, spec: SweepSpec, sweep_dir: Path) -> dict[
     """Print the table and the best trial; write trials.csv, best.json and sweep.png. Returns the best."""
     table_rows = rows(study, spec)
     if table_rows:
-        with (sweep_dir / "trials.csv").open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(table_rows[0]))
-            writer.writeheader()
-            writer.writerows(table_rows)
+        atomic_write_text(sweep_dir / "trials.csv", csv_text(table_rows, list(table_rows[0])))
         _print_table(table_rows, f"sweep {spec.name}: {len(table_rows)} trial(s) ({spec.goal} {spec.metric})")
         plot(study, spec, sweep_dir / "sweep.png")
     completed = [t for t in study.trials if t.state == TrialState.COMPLETE]
@@ -74,7 +71,7 @@ def write_report(study: optuna.Study, spec: SweepSpec, sweep_dir: Path) -> dict[
         "run_dir": trial.user_attrs.get("run_dir"),
         "command": fit_command_line(trial.user_attrs.get("overrides", [])),
     }
-    (sweep_dir / "best.json").write_text(json.dumps(best, indent=2) + "\n")
+    atomic_write_text(sweep_dir / "best.json", json.dumps(best, indent=2) + "\n")
     params = " ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
     print(f"Best trial {trial.number}: {spec.metric} = {trial.value:.6g} with {params}")
     print(f"Train it: {best['command']}")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from lightning_template.batching.layout import BatchLayout
+from lightning_template.command_line import check_command_line
 from lightning_template.errors import UserError
+from lightning_template.settings import check_settings
 from lightning_template.tasks.sentences.data import SyntheticSentenceDataModule
 from lightning_template.tasks.sentences.grouping import LengthGroupedBatchSampler, cut_by_count, cut_by_tokens
+
+from conftest import CONFIG_DIR
 
 LAYOUTS = [(1, 1), (2, 1), (1, 2), (2, 2), (4, 2)]  # (accumulate, devices)
 
@@ -118,3 +124,13 @@ def test_length_grouping_pads_under_5_percent_where_random_batches_pad_several_t
         random = padding(np.array_split(rng.permutation(len(lengths)), len(batches)), lengths)
         print(f"{cut.__name__}({size}): padding grouped {grouped:.2%}, random {random:.2%}")
         assert grouped < 0.05 and random > 10 * grouped
+
+
+@pytest.mark.parametrize("value", ["abc", "1.5", "[1,2]"])
+def test_a_token_budget_that_is_not_an_integer_is_refused_before_anything_is_built(value):
+    """Its shipped default is null, so the check reads the type the DataModule declares (``int | None``)."""
+    overrides = ["experiment=sentences", "data.global_batch_size=null", f"data.global_batch_tokens={value}"]
+    refused = rf"data\.global_batch_tokens={re.escape(value)} has the wrong type.*an integer"
+    with pytest.raises(UserError, match=refused):
+        check_command_line(str(CONFIG_DIR), "fit", overrides, check_settings)
+    check_command_line(str(CONFIG_DIR), "fit", [*overrides[:2], "data.global_batch_tokens=2048"], check_settings)
