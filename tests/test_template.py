@@ -178,26 +178,31 @@ def project_python(project: Path) -> Path:
     return python
 
 
-def run_project_tests(project: Path, marker: str) -> subprocess.CompletedProcess:
+def run_project_tests(project: Path, marker: str, paths: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     python = project_python(project)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
-    command = [str(python), "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider", "-m", marker]
+    command = [str(python), "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider", "-m", marker, *paths]
     return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=1800)
 
 
-# A single-task bake of the template's default task runs its smoke suite only: the template's own suite
-# already runs every core test on that task, and CI time is bounded.
-SUITES = [("default", "smoke"), *((task, "smoke" if task == DEFAULT_TASK else "not slow") for task in TASKS)]
+# What each bake runs. Every bake: its smoke suite (each kept experiment, renamed package). A single-task
+# bake also runs its task's fast tests and the fast config and user-error checks, now on that task as the
+# project's default; the template's own suite already runs every core test, and CI time is bounded.
+OWN_TASK_PATHS = ("tests/tasks", "tests/test_smoke.py", "tests/test_config.py", "tests/test_user_errors.py")
+SUITES = [
+    ("default", "smoke", ()),
+    *((task, "smoke", ()) if task == DEFAULT_TASK else (task, "smoke or not slow", OWN_TASK_PATHS) for task in TASKS),
+]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("bake_name", "marker"), SUITES)
-def test_the_baked_project_passes_its_own_tests(cookies, bake_name, marker):
+@pytest.mark.parametrize(("bake_name", "marker", "paths"), SUITES, ids=[name for name, *_ in SUITES])
+def test_the_baked_project_passes_its_own_tests(cookies, bake_name, marker, paths):
     answers = dict(BAKES[bake_name])
     if importlib.util.find_spec(answers.get("default_logger", "csv")) is None:
         answers["default_logger"] = "csv"  # a logger this environment lacks (tensorboard is no test dependency)
     project = bake(cookies, **answers)
-    done = run_project_tests(project, marker)
+    done = run_project_tests(project, marker, paths)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     assert re.search(r"\d+ passed", done.stdout) and " failed" not in done.stdout
     lint = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=project, capture_output=True, text=True)

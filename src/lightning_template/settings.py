@@ -261,7 +261,7 @@ def check_override_types(cfg: DictConfig, shipped: DictConfig, overridden: Itera
     """A UserError for an overridden value whose type differs from what its key takes (keys not in :data:`RULES`).
 
     What a key takes is its shipped default's type; where the default is null, the type
-    its ``_target_`` declares for it (``global_batch_tokens: int | None``).
+    its ``_target_`` declares for it (an argument ``count: int | None = None`` takes integers).
     """
     for key in overridden:
         if key in RULES or key.startswith("hydra.") or key == "hydra":
