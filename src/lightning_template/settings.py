@@ -233,16 +233,27 @@ def check_rules(cfg: DictConfig, rules: dict[str, Rule] = RULES) -> None:
         )
 
 
+# The plain types of a setting (its default's, or the one its target declares), and what each accepts
+_PLAIN_TYPES = {
+    "int": ("an integer", _is_int),
+    "float": ("a number", _is_number),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "str": ("a text", lambda v: isinstance(v, (str, int, float)) and not isinstance(v, bool)),
+}
+
+_EXAMPLES = {"an integer": "1", "a number": "0.1", "true or false": "true", "a text": "<text>"}
+
+
 def _kind_of(default: Any) -> tuple[str, Callable[[Any], bool]] | None:
     """What a value must be to replace ``default``, or None where any value goes (a null default)."""
     if isinstance(default, bool):
-        return "true or false", lambda v: isinstance(v, bool)
+        return _PLAIN_TYPES["bool"]
     if _is_int(default):
-        return "an integer", _is_int
+        return _PLAIN_TYPES["int"]
     if isinstance(default, float):
-        return "a number", _is_number
+        return _PLAIN_TYPES["float"]
     if isinstance(default, str):
-        return "a text", lambda v: isinstance(v, (str, int, float)) and not isinstance(v, bool)
+        return _PLAIN_TYPES["str"]
     if isinstance(default, ListConfig):
         items = {_kind_of(item)[0] for item in default if _kind_of(item) is not None}
         if len(items) == 1:
@@ -274,20 +285,11 @@ def check_override_types(cfg: DictConfig, shipped: DictConfig, overridden: Itera
         kind = _kind_of(default) if default is not None else _declared_kind(parameters)
         takes_null = any(p.default is None or "None" in str(p.annotation) for p in parameters)
         if kind is not None and not kind[1](value) and not (value is None and takes_null):
-            example = _shown(default) if default is not None else "1"
+            example = _shown(default) if default is not None else _EXAMPLES.get(kind[0], "null")
             raise UserError(
                 f"{key}={_shown(value)} has the wrong type: {key} takes {kind[0]} (its default here is"
                 f" {_shown(default)}). Fix the override, e.g. {key}={example}."
             )
-
-
-# The plain types a target may declare for an argument whose default is null, and what each accepts
-_DECLARED = {
-    "int": ("an integer", _is_int),
-    "float": ("a number", _is_number),
-    "bool": ("true or false", lambda v: isinstance(v, bool)),
-    "str": ("a text", lambda v: isinstance(v, (str, int, float)) and not isinstance(v, bool)),
-}
 
 
 def _declared_kind(parameters: list[inspect.Parameter]) -> tuple[str, Callable[[Any], bool]] | None:
@@ -297,8 +299,8 @@ def _declared_kind(parameters: list[inspect.Parameter]) -> tuple[str, Callable[[
         text = declared.__name__ if isinstance(declared, type) else str(declared)  # a string under PEP 563
         names = {part.strip() for part in text.replace("Optional[", "").strip("]").split("|")}
         names.discard("None")
-        if len(names) == 1 and (name := names.pop()) in _DECLARED:
-            return _DECLARED[name]
+        if len(names) == 1 and (name := names.pop()) in _PLAIN_TYPES:
+            return _PLAIN_TYPES[name]
     return None
 
 
