@@ -33,6 +33,13 @@ def test_run_leaves_checkpoint_metrics_and_resolved_config(fit):
     assert run.summary()["last_checkpoint"] == str(run.run_dir / "checkpoints" / "last.ckpt")
 
 
+def test_a_run_with_one_validation_names_its_last_and_best_checkpoints(fit):
+    """Testing the best checkpoint restores the callback as that file saved it, before last.ckpt existed."""
+    summary = fit(*TINY, "trainer.max_epochs=1").summary()
+    assert summary["last_checkpoint"] == summary["run_dir"] + "/checkpoints/last.ckpt"
+    assert Path(summary["best_checkpoint"]).is_file() and summary["test"]
+
+
 def test_module_twin_and_console_script_agree():
     console_script = Path(sys.executable).with_name("fit")
     outputs = []

@@ -82,16 +82,20 @@ def _summary(cfg: DictConfig, run: Run, resume: ResumePoint | None, fit_seconds:
     """What the run did: its best and last checkpoints, its test metrics, its pace."""
     trainer = run.trainer
     checkpoint = trainer.checkpoint_callback if isinstance(trainer.checkpoint_callback, ModelCheckpoint) else None
+    # read before testing: the test restores the callback's state as the best checkpoint saved it, when
+    # last.ckpt may not have been written yet (a run with one validation had "no last checkpoint")
     best_path = _written(checkpoint.best_model_path) if checkpoint else ""
+    last_path = _written(checkpoint.last_model_path) if checkpoint else ""
+    best_score = scalar(checkpoint.best_model_score) if checkpoint else None
     test_metrics = {} if trainer.interrupted else _test_best(cfg, run, best_path)
     samples = (trainer.global_step - (resume.global_step if resume else 0)) * run.layout.global_batch_size
     return {
         "experiment": cfg.get("experiment_name"),
         "monitor": cfg.get("monitor"),
-        "best_score": scalar(checkpoint.best_model_score) if checkpoint else None,
+        "best_score": best_score,
         "test": test_metrics,
         "best_checkpoint": best_path or None,
-        "last_checkpoint": (_written(checkpoint.last_model_path) or None) if checkpoint else None,
+        "last_checkpoint": last_path or None,
         "resumed_from": str(resume.path) if resume else None,
         "run_dir": cfg.paths.output_dir,
         "global_steps": trainer.global_step,
