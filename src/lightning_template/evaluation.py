@@ -29,7 +29,11 @@ def split_metrics(run: Run, ckpt_path: str | None, split: str = "test") -> dict[
     evaluate = trainer.test if split == "test" else trainer.validate
     results = evaluate(run.model, datamodule=run.datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True)
     metrics = {key: scalar(value) for key, value in (results[0] if results else {}).items()}
-    references = {f"test/{name}": value for name, value in run.datamodule.test_references().items()}
+    references = {  # a reference <metric>_<predictor> stands beside the model's own <metric>, if it logs one
+        f"test/{name}": value
+        for name, value in run.datamodule.test_references().items()
+        if f"test/{name.split('_')[0]}" in metrics
+    }
     if split != "test" or not references:
         return metrics
     for logger in trainer.loggers:

@@ -86,7 +86,11 @@ class GlobalBatchDataModule(L.LightningDataModule):
         """What the model must know of the data (classes, vocabulary, item shape), before training starts."""
 
     def test_references(self) -> dict[str, float]:
-        """Metrics of reference predictors on the test split (a floor, a baseline) reported beside the model's."""
+        """Metrics of reference predictors on the test split (a floor, a baseline) reported beside the model's.
+
+        Each is named ``<metric>_<predictor>`` (``ppl_unigram``, ``acc_majority``) and reported
+        only for a model that logs ``test/<metric>``: data that serves two objectives has both.
+        """
         return {}
 
     def resolve_layout(self, world_size: int, accumulate_grad_batches: int | None = None) -> BatchLayout:

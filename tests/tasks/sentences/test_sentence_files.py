@@ -103,8 +103,10 @@ def test_fit_trains_on_a_folder_of_files_and_reports_the_references(fit, tmp_pat
     test = run.summary()["test"]
     if experiment == "sentences_topic_files":
         assert test["test/acc"] > test["test/acc_majority"] + 0.2  # the topic words give the label away
+        assert "test/ppl_unigram" not in test  # a classifier is not compared with a perplexity
     else:
         assert test["test/ppl"] < 0.5 * test["test/ppl_unigram"]  # the word order gives the next word away
+        assert "test/acc_majority" not in test
 
 
 def test_fit_on_a_file_with_a_bad_byte_exits_2_naming_the_line(fit, tmp_path):
