@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,11 @@ def _write(spec: ExportSpec, fmt: str, path: Path) -> None:
     if fmt == "pt2":
         dims: dict[str, torch.export.Dim] = {}
         shapes = [{d: dims.setdefault(n, torch.export.Dim(n)) for d, n in axes.items()} for axes in spec.dynamic]
-        program = torch.export.export(spec.module, spec.example_inputs, dynamic_shapes=tuple(shapes) or None)
+        with warnings.catch_warnings():
+            # nn.LSTM re-points its cached _flat_weights at its parameters on each call; the exported program
+            # reads the parameters (the round trip is tested), so torch's advice to make them buffers does not apply
+            warnings.filterwarnings("ignore", message=r"The tensor attributes .*_flat_weights.* during export")
+            program = torch.export.export(spec.module, spec.example_inputs, dynamic_shapes=tuple(shapes) or None)
         torch.export.save(program, path)
     elif fmt == "torchscript":
         torch.jit.save(torch.jit.trace(spec.module, spec.example_inputs), path)
