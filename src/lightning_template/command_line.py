@@ -83,12 +83,7 @@ def _check_group_choices(parsed: list[Override], config_dir: str) -> None:
     """A UserError for ``group=null``, which Hydra meets with a traceback: a group is left out with ``~group``."""
     for override in parsed:
         key = override.key_or_group
-        if (
-            override.value() is None
-            and not override.is_delete()
-            and "." not in key
-            and (Path(config_dir) / key).is_dir()
-        ):
+        if override.value() is None and not override.is_delete() and _is_group(key, config_dir):
             raise UserError(
                 f"{key}=null: {key} is a config group, which takes the name of one of its files in configs/{key}/"
                 f" (or a list of them). To run without it, write ~{key} instead."
@@ -106,8 +101,12 @@ def _jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
 def _keeps_shipped(override: Override, config_dir: str) -> bool:
     """Whether an override chooses what is composed (a group, a deletion, Hydra's own) rather than a value."""
     key = override.key_or_group
-    group = "." not in key and (Path(config_dir) / key).is_dir()
-    return override.is_delete() or key.startswith("hydra") or "/" in key or group
+    return override.is_delete() or key.startswith("hydra") or "/" in key or _is_group(key, config_dir)
+
+
+def _is_group(key: str, config_dir: str) -> bool:
+    """Whether ``key`` names a config group (a folder of configs/), not a setting."""
+    return "." not in key and (Path(config_dir) / key).is_dir()
 
 
 def _compose(config_dir: str, name: str, overrides: list[str]) -> DictConfig:
