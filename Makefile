@@ -1,5 +1,7 @@
-# make fit   - create .venv if missing, install the project, train the default experiment
-# make test  - the test suite (what CI runs)
+# make fit        - create .venv if missing, install the project, train the default experiment
+# make test       - the test suite (what CI runs)
+# make test-fast  - the tests a developer runs before every commit (no real training, no DDP)
+# make durations  - the whole suite, rewriting tests/durations.txt (the order that runs the longest first)
 # Variables: PYTHON (interpreter for the venv), TORCH (the torch requirement; e.g.
 # TORCH="torch --index-url https://download.pytorch.org/whl/cu128" for a CUDA build),
 # ARGS (overrides for fit, e.g. ARGS="trainer=gpu seed=1"), PYTEST_ARGS.
@@ -8,11 +10,12 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
 ARGS ?=
-PYTEST_ARGS ?= -n 2
+# a worker per core; tests handed out one at a time, so the longest (first) ones spread over the workers
+PYTEST_ARGS ?= -n auto --maxschedchunk 1
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install fit test test-fast lint bench clean
+.PHONY: install fit test test-fast durations lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +36,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+durations: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) --record-durations
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

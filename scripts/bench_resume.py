@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from lightning_template.checkpointing import atomic_torch_save
-from lightning_template.config import CONFIG_DIR
+from lightning_template.command_line.hydra_command import CONFIG_DIR
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "test_after_fit=false"]
 

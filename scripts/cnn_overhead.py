@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 
-from lightning_template.assembly import build_run
-from lightning_template.config import CONFIG_DIR
+from lightning_template.command_line.hydra_command import CONFIG_DIR
+from lightning_template.runs.assembly import build_run
 
 
 def compose_cfg(steps: int, batch: int, output_dir: str):

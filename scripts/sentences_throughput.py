@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from lightning_template.config import CONFIG_DIR
+from lightning_template.command_line.hydra_command import CONFIG_DIR
 from lightning_template.tasks.sentences.data import SentenceBatch, SentenceDataset, SyntheticSentenceDataModule
 from lightning_template.tasks.sentences.grouping import SentenceRequest, cut_by_count, cut_by_tokens
 from lightning_template.tasks.sentences.module import NextWordModel, SentenceModule, TopicClassifier

@@ -39,6 +39,8 @@ TASKS = tuple(sorted(p.parent.name for p in (ROOT / TASKS_DIR).glob("*/__init__.
 TASK_FOLDERS = (TASKS_DIR, "tests/tasks", "docs/tasks")
 TASK_PREFIXED = ("configs/*", "scripts")
 TEMPLATE_FILES = ("template/*", "tests/test_template.py")
+# the tests' durations, one line per test: a bake keeps the lines of the tests it keeps
+DURATIONS = "tests/durations.txt"
 
 MARKER = re.compile(r"^\s*(?:#|<!--)\s*(>>>|<<<)\s*([a-z][a-z ]*?)\s*(?:-->)?\s*$")
 # What no baked file may contain: template machinery, this repository's names, marker lines.
@@ -248,6 +250,8 @@ def configure(relative: str, text: str, options: Options) -> str:
 def bake(source: Path, target: Path, options: Options) -> list[Path]:
     """Write the project for ``options`` into ``target`` from the repository at ``source``; return its files."""
     options.check()
+    words = task_words(source)
+    left_out = {task: words[task] for task in TASKS if task not in options.tasks}
     written = []
     for relative in source_files(source):
         if not is_kept(relative, options.tasks):
@@ -261,15 +265,29 @@ def bake(source: Path, target: Path, options: Options) -> list[Path]:
             destination.write_bytes(data)
         else:
             text = keep_blocks(text, options.tasks, relative.as_posix())
+            if relative.as_posix() == DURATIONS:
+                text = kept_durations(text, options.tasks, left_out.values())
             text = configure(relative.as_posix(), rename(text, options), options)
             destination.write_text(text)
         shutil.copymode(source / relative, destination)
         written.append(destination)
     tidy(target)
     check_no_leftovers(target)
-    words = task_words(source)
-    check_no_task_words(target, {task: words[task] for task in TASKS if task not in options.tasks}, options)
+    check_no_task_words(target, left_out, options)
     return written
+
+
+def kept_durations(text: str, tasks: tuple[str, ...], left_out: Iterable[re.Pattern]) -> str:
+    """The lines of the tests' durations file (``seconds tests/...::name[params]``) for tests the project keeps."""
+    left_out = list(left_out)
+    kept = []
+    for line in text.splitlines(keepends=True):
+        node = line.split(" ", 1)[-1]
+        if line.startswith("#") or (
+            is_kept(Path(node.split("::")[0]), tasks) and not any(word.search(node) for word in left_out)
+        ):
+            kept.append(line)
+    return "".join(kept)
 
 
 def tidy(target: Path) -> None:

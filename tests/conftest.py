@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -14,11 +16,12 @@ import lightning.pytorch as L
 import pytest
 import torch
 import yaml
+from filelock import FileLock
 from omegaconf import DictConfig, open_dict
 
-from lightning_template.config import compose_fit
-from lightning_template.inference import inference_for
-from lightning_template.trained import TrainedModel, load_trained
+from lightning_template.command_line.hydra_command import compose_fit
+from lightning_template.runs.task_inference import inference_for
+from lightning_template.runs.trained import TrainedModel, load_trained
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
@@ -32,14 +35,38 @@ def _default_task() -> str:
     return next(entry["experiment"] for entry in defaults if isinstance(entry, dict) and "experiment" in entry)
 
 
-# Each task's small, fast settings (tests/tasks/<task>/tiny.yaml), for runs whose point is
-# the mechanics, not the accuracy; what every task shares (fit, tune, sweep) is tested
-# through the default experiment's task.
-TINY_BY_TASK = {
-    path.parent.name: [*yaml.safe_load(path.read_text()), *QUIET]
+# Each task's small, fast settings (tests/tasks/<task>/tiny.yaml: `overrides`), for runs whose
+# point is the mechanics, not the accuracy, and what makes its validation take several
+# seconds (`long_validation`). What a core test needs of a task comes from there or from
+# the task's configs, never from one task's numbers.
+TINY_FILES = {
+    path.parent.name: yaml.safe_load(path.read_text())
     for path in sorted((ROOT / "tests" / "tasks").glob("*/tiny.yaml"))
 }
-TASK = _default_task()
+TINY_BY_TASK = {task: [*spec["overrides"], *QUIET] for task, spec in TINY_FILES.items()}
+LONG_VALIDATION_BY_TASK = {task: spec["long_validation"] for task, spec in TINY_FILES.items()}
+
+
+def _core_task() -> str:
+    """The task the core's tests (fit, tune, sweep, resume, the commands) run on.
+
+    ``TEST_TASK=<task>`` chooses it. By default it is the default experiment's task in a
+    project of one task, and the last other task where there are several: the core's tests
+    then never run on the task their project shows first, so a test that leaned on that
+    task's numbers or keys would fail here, in this project's CI, before a bake of another
+    task met it.
+    """
+    chosen = os.environ.get("TEST_TASK")
+    if chosen:
+        if chosen not in TINY_BY_TASK:
+            raise pytest.UsageError(f"TEST_TASK={chosen}: give one of {', '.join(TINY_BY_TASK)}")
+        return chosen
+    others = [task for task in TINY_BY_TASK if task != _default_task()]
+    return others[-1] if others else _default_task()
+
+
+DEFAULT_TASK = _default_task()
+TASK = _core_task()
 TINY = TINY_BY_TASK[TASK]
 
 
@@ -96,17 +123,50 @@ def fit(tmp_path: Path):
     return _fit
 
 
+class SharedRuns:
+    """Runs that several tests read, made once per test session however many xdist workers ask.
+
+    A run is keyed by its command and overrides; the first worker to ask makes it under a
+    file lock while the others wait, then all read the same directory. A test must not
+    write into a shared run: one that continues or evaluates it works on :meth:`copy`.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def get(self, command: str, *overrides: str) -> Completed:
+        key = hashlib.sha256(json.dumps([command, overrides]).encode()).hexdigest()[:16]
+        folder, record = self.root / key, self.root / key / "completed.json"
+        with FileLock(self.root / f"{key}.lock"):
+            if not record.is_file():
+                shutil.rmtree(folder, ignore_errors=True)  # what a failed attempt left
+                done = run_command(command, folder / "run", *overrides)
+                record.write_text(json.dumps([done.returncode, done.stdout, done.stderr]))
+        returncode, stdout, stderr = json.loads(record.read_text())
+        return Completed(returncode, stdout, stderr, folder / "run")
+
+    @staticmethod
+    def copy(run: Completed, destination: Path) -> Completed:
+        """A copy of ``run`` at ``destination``, for a test that writes into it (its summary names the original)."""
+        shutil.copytree(run.run_dir, destination)
+        return Completed(run.returncode, run.stdout, run.stderr, destination)
+
+
 @pytest.fixture(scope="session")
-def fitted(tmp_path_factory):
+def shared_runs(tmp_path_factory) -> SharedRuns:
+    base = tmp_path_factory.getbasetemp()
+    # under xdist each worker has its own base temp, in one folder of the session
+    return SharedRuns((base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared-runs")
+
+
+@pytest.fixture(scope="session")
+def fitted(shared_runs):
     """``fitted(task)``: one epoch of the task's tiny settings, fitted once per test session and shared by the
     tests of the commands that use a trained model (evaluate, predict, generate, export)."""
-    runs: dict[str, Completed] = {}
 
     def _fitted(task: str = TASK) -> Completed:
-        if task not in runs:
-            run_dir = tmp_path_factory.mktemp(f"fitted-{task}") / "run"
-            runs[task] = run_command("fit", run_dir, *TINY_BY_TASK[task], "trainer.max_epochs=1")
-        return runs[task]
+        return shared_runs.get("fit", *TINY_BY_TASK[task], "trainer.max_epochs=1")
 
     return _fitted
 
@@ -189,3 +249,57 @@ def quiet_trainer(**settings) -> L.Trainer:
 def max_abs_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     assert a.keys() == b.keys()
     return max((a[k].double() - b[k].double()).abs().max().item() for k in a if a[k].is_floating_point())
+
+
+# Longest first. With tests spread over workers, a long test started last keeps one worker busy
+# after the others are done; started first, the short ones fill in around it. Each test's seconds
+# come from tests/durations.txt (`make durations` rewrites it from a full run); a test not listed
+# there is guessed from its markers.
+DURATIONS = ROOT / "tests" / "durations.txt"
+GUESSED_SECONDS = {"bake": 300.0, "slow": 60.0}
+
+
+def read_durations(path: Path = DURATIONS) -> dict[str, float]:
+    if not path.is_file():
+        return {}
+    lines = (line.split(" ", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
+    return {node.strip(): float(seconds) for seconds, node in lines}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--record-durations", action="store_true", help=f"write each test's seconds to {DURATIONS}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    known = read_durations()
+
+    def seconds(item: pytest.Item) -> float:
+        if item.nodeid in known:
+            return known[item.nodeid]
+        return max((s for marker, s in GUESSED_SECONDS.items() if item.get_closest_marker(marker)), default=1.0)
+
+    items.sort(key=seconds, reverse=True)  # stable: equal costs keep their order
+
+
+class DurationRecorder:
+    """Each test's set-up, call and tear-down seconds, merged into the durations file at the end.
+
+    Registered on the controller only: under xdist it receives every worker's reports.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.seconds = path, {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
+
+    def pytest_sessionfinish(self) -> None:
+        durations = {**read_durations(self.path), **self.seconds}
+        ordered = sorted(durations.items(), key=lambda item: (-item[1], item[0]))
+        header = "# seconds per test (set-up, call, tear-down) on a 2-core machine, longest first: `make durations`"
+        self.path.write_text("\n".join([header, *(f"{seconds:.1f} {node}" for node, seconds in ordered)]) + "\n")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("record_durations") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(DurationRecorder(DURATIONS), "duration-recorder")

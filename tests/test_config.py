@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
-from lightning_template.config import compose_fit
-from lightning_template.data_description import DataDescription
+from lightning_template.batching.data_description import DataDescription
+from lightning_template.command_line.hydra_command import compose_fit
 
-from conftest import CONFIG_DIR, ROOT, TASK
+from conftest import CONFIG_DIR, DEFAULT_TASK, ROOT, TASK
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 TRAINERS = sorted(p.stem for p in (CONFIG_DIR / "trainer").glob("*.yaml"))
@@ -106,6 +108,7 @@ def test_each_experiment_builds_its_datamodule_and_model(experiment, debug):
     assert sum(p.numel() for p in model.parameters()) > 10_000
 
 
+@functools.cache  # one per experiment: each debug preset's case reads the same (embedded data is generated)
 def description_for(experiment: str) -> DataDescription:
     """The experiment's data description; for data read from files (not here), that of the embedded data of
     an experiment with the same model."""
@@ -126,5 +129,5 @@ def description_for(experiment: str) -> DataDescription:
 def test_run_directory_defaults_to_runs_experiment_date():
     cfg = compose_fit()  # the default experiment: the project's first task
     job = resolved(cfg)
-    assert cfg.hydra.run.dir.startswith(f"runs/{TASK}/20")
-    assert job["experiment_name"] == TASK and job["paths"]["data_dir"].startswith("data")
+    assert cfg.hydra.run.dir.startswith(f"runs/{DEFAULT_TASK}/20")
+    assert job["experiment_name"] == DEFAULT_TASK and job["paths"]["data_dir"].startswith("data")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
 
-from lightning_template.trained import with_run_overrides
+from lightning_template.runs.trained import with_run_overrides
 
 from conftest import TASK, TINY_BY_TASK, console_script, expect_user_error
 
@@ -27,7 +28,8 @@ def test_the_runs_overrides_come_first_and_the_users_replace_them(tmp_path):
 
 
 def _evaluated(run, *overrides: str) -> dict[str, float]:
-    best = run.summary()["best_checkpoint"]
+    """``evaluate`` on ``run``'s best checkpoint (a copy of a shared run: evaluate writes into its run)."""
+    best = str(run.run_dir / "checkpoints" / Path(run.summary()["best_checkpoint"]).name)
     done = console_script("evaluate", f"ckpt_path={best}", *overrides)
     assert "evaluate: test" in done.stdout
     result = json.loads((run.run_dir / "eval.json").read_text())
@@ -41,8 +43,8 @@ def _assert_same(evaluated: dict[str, float], reported: dict[str, float]) -> Non
 
 
 @pytest.mark.parametrize("task", list(TINY_BY_TASK))
-def test_evaluate_gives_the_test_metrics_fit_reported(fitted, task):
-    run = fitted(task)
+def test_evaluate_gives_the_test_metrics_fit_reported(fitted, shared_runs, task, tmp_path):
+    run = shared_runs.copy(fitted(task), tmp_path / "run")
     saved_config = (run.run_dir / ".hydra" / "config.yaml").read_text()
     _assert_same(_evaluated(run), run.summary()["test"])
     assert (run.run_dir / ".hydra" / "config.yaml").read_text() == saved_config  # the run's own is left as it was
@@ -51,15 +53,16 @@ def test_evaluate_gives_the_test_metrics_fit_reported(fitted, task):
 @pytest.mark.slow
 @pytest.mark.ddp
 @pytest.mark.parametrize("task", list(TINY_BY_TASK))
-def test_evaluate_on_two_processes_gives_the_same_metrics(fitted, task):
-    run = fitted(task)
+def test_evaluate_on_two_processes_gives_the_same_metrics(fitted, shared_runs, task, tmp_path):
+    run = shared_runs.copy(fitted(task), tmp_path / "run")
     _assert_same(_evaluated(run, "trainer=ddp_cpu", "trainer.devices=2"), run.summary()["test"])
 
 
-def test_validation_split_gives_the_best_monitored_score(fitted):
-    run = fitted(TASK)
+def test_validation_split_gives_the_best_monitored_score(fitted, shared_runs, tmp_path):
+    run = shared_runs.copy(fitted(TASK), tmp_path / "run")
     summary = run.summary()
-    console_script("evaluate", f"ckpt_path={summary['best_checkpoint']}", "split=val")
+    best = run.run_dir / "checkpoints" / Path(summary["best_checkpoint"]).name
+    console_script("evaluate", f"ckpt_path={best}", "split=val")
     metrics = json.loads((run.run_dir / "eval.json").read_text())["metrics"]
     assert abs(metrics[summary["monitor"]] - summary["best_score"]) <= 1e-6  # the checkpoint saved it as float32
 

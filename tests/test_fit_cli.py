@@ -1,4 +1,8 @@
-"""The `fit` command as a user runs it: a real subprocess, real files in the run directory."""
+"""The `fit` command as a user runs it: a real subprocess, real files in the run directory.
+
+(A fast_dev_run of every task is in test_smoke.py; mistakes in the command line, such as
+an unknown experiment, in test_user_errors.py.)
+"""
 
 from __future__ import annotations
 
@@ -10,15 +14,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, TASK, TINY, expect_user_error
-
-
-def test_fast_dev_run_trains_validates_and_tests(fit):
-    run = fit(*TINY, "debug=fast_dev_run")
-    assert "fit summary" in run.stdout
-    summary = run.summary()
-    assert summary["global_steps"] == 1 and summary["experiment"] == TASK
-    assert any(name.startswith("test/") for name in summary["test"])
+from conftest import ROOT, TINY, expect_user_error
 
 
 def test_run_leaves_checkpoint_metrics_and_resolved_config(fit):
@@ -33,9 +29,9 @@ def test_run_leaves_checkpoint_metrics_and_resolved_config(fit):
     assert run.summary()["last_checkpoint"] == str(run.run_dir / "checkpoints" / "last.ckpt")
 
 
-def test_a_run_with_one_validation_names_its_last_and_best_checkpoints(fit):
+def test_a_run_with_one_validation_names_its_last_and_best_checkpoints(fitted):
     """Testing the best checkpoint restores the callback as that file saved it, before last.ckpt existed."""
-    summary = fit(*TINY, "trainer.max_epochs=1").summary()
+    summary = fitted().summary()  # one epoch of the tiny settings
     assert summary["last_checkpoint"] == summary["run_dir"] + "/checkpoints/last.ckpt"
     assert Path(summary["best_checkpoint"]).is_file() and summary["test"]
 
@@ -48,10 +44,6 @@ def test_module_twin_and_console_script_agree():
         assert out.returncode == 0, out.stderr
         outputs.append(out.stdout)
     assert outputs[0] == outputs[1] and "seed: 7" in outputs[0]
-
-
-def test_unknown_experiment(fit):
-    expect_user_error(fit("experiment=nope", check=False), "experiment=nope is not an option", TASK)
 
 
 @pytest.mark.parametrize(

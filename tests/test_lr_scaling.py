@@ -7,7 +7,7 @@ import math
 import pytest
 
 from lightning_template.errors import UserError
-from lightning_template.lr_scaling import scaled_lr
+from lightning_template.runs.lr_scaling import scaled_lr
 
 from conftest import TINY
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lightning_template.config import compose_fit
+from lightning_template.command_line.hydra_command import compose_fit
 
-from conftest import ROOT, TINY_BY_TASK, Completed, max_abs_difference
+from conftest import LONG_VALIDATION_BY_TASK, ROOT, TASK, TINY_BY_TASK, Completed, max_abs_difference
 
 pytestmark = pytest.mark.slow
 
@@ -163,9 +163,6 @@ def test_a_checkpoint_resumes_on_another_layout_of_the_same_global_batch(tmp_pat
     assert resumed.output.count("RNG streams of") == 1  # said once: per-process streams do not carry over
 
 
-TASK = TASKS[0]
-
-
 def test_a_crash_before_the_first_validation_leaves_a_checkpoint(tmp_path):
     """every_n_train_steps writes last.ckpt from step N on, while the monitored metric is not logged yet."""
     run_dir = tmp_path / "run"
@@ -175,14 +172,14 @@ def test_a_crash_before_the_first_validation_leaves_a_checkpoint(tmp_path):
     proc.wait()
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert checkpoint["global_step"] >= 2 and checkpoint["global_step"] % 2 == 0
-    assert "val/acc" not in checkpoint["epoch_schedules"]["metrics"]  # no validation had run
+    assert compose_fit(SHIPPED[TASK]).monitor not in checkpoint["epoch_schedules"]["metrics"]  # no validation ran
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])
-def test_a_stop_signal_saves_at_a_step_and_the_run_continues_exactly(tmp_path, stop):
+def test_a_stop_signal_saves_at_a_step_and_the_run_continues_exactly(tmp_path, stop, shared_runs):
     common = [*SHIPPED[TASK], "model.net.dropout=0.3", "trainer.max_steps=30", "ckpt_path=last"]
     common.append("callbacks.model_checkpoint.every_n_train_steps=5")
-    reference = weights(run_to_end(tmp_path / "straight", *common).run_dir)
+    reference = weights(shared_runs.get("fit", *common).run_dir)  # one uninterrupted run for the three signals
     run_dir = tmp_path / "stopped"
     proc = start(run_dir, *common)
     wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
@@ -271,7 +268,7 @@ def test_a_rank_lost_while_rank_0_validates_alone_is_reported_too(tmp_path):
     """Rank 0 hears of a lost rank at its next collective, here only when its long sanity check ends: Lightning's
     launcher would SIGKILL it within 5 s, before it says anything (exit 137); the report comes all the same."""
     run_dir = tmp_path / "run"
-    long_validation = ["data.num_train=12000", "data.val_fraction=0.9", "data.eval_batch_size=2"]
+    long_validation = LONG_VALIDATION_BY_TASK[TASK]
     proc = start(run_dir, *SHIPPED[TASK], *DDP_2, *long_validation, "trainer.num_sanity_val_steps=-1")
     log, deadline = run_dir.with_suffix(".log"), time.monotonic() + 300
     while "Training data:" not in log.read_text():  # said by rank 0 once set up, before the sanity check
@@ -328,16 +325,22 @@ def test_resuming_with_another_schedule_horizon_is_refused(tmp_path):
 
 
 def test_a_validation_at_the_final_step_is_ranked_among_the_best(tmp_path):
-    common = [*SHIPPED[TASK], "trainer.max_steps=8", "trainer.val_check_interval=4"]
-    run = run_to_end(tmp_path / "run", *common, "callbacks.model_checkpoint.save_top_k=2")
-    scores = {int(row["step"]) + 1: float(row["val/acc"]) for row in run.metrics() if row.get("val/acc")}
-    assert sorted(scores) == [4, 8]
-    ranked = sorted((run.run_dir / "checkpoints").glob("best-*.ckpt"))
-    assert [path.name[-11:-5] for path in ranked] == ["000004", "000008"]  # the final step's too
+    """Two epochs, validated at the end of each: the second validation is at the run's final step."""
+    common = [*SHIPPED[TASK], "trainer.max_steps=-1", "trainer.max_epochs=2", "trainer.val_check_interval=1.0"]
+    run = run_to_end(
+        tmp_path / "run", *common, "trainer.check_val_every_n_epoch=1", "callbacks.model_checkpoint.save_top_k=2"
+    )
+    config = compose_fit(SHIPPED[TASK])
+    best = max if config.monitor_mode == "max" else min
+    scores = {int(row["step"]) + 1: float(row[config.monitor]) for row in run.metrics() if row.get(config.monitor)}
     summary = run.summary()
-    assert summary["best_score"] == pytest.approx(max(scores.values()))
+    steps = summary["global_steps"]
+    assert steps % 2 == 0 and sorted(scores) == [steps // 2, steps]
+    ranked = sorted((run.run_dir / "checkpoints").glob("best-*.ckpt"))
+    assert [int(path.name[-11:-5]) for path in ranked] == [steps // 2, steps]  # the final step's too
+    assert summary["best_score"] == pytest.approx(best(scores.values()))
     best_step = torch.load(summary["best_checkpoint"], weights_only=True)["global_step"]
-    assert scores[best_step] == max(scores.values())
+    assert scores[best_step] == best(scores.values())
 
 
 @pytest.mark.ddp

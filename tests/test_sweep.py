@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.demos.boring_classes import BoringModel
 from optuna.trial import TrialState
 
-from lightning_template.monitor_history import MonitorHistory, history_path, read_history
+from lightning_template.callbacks.monitor_history import MonitorHistory, history_path, read_history
 from lightning_template.sweep.optuna_sweep import SweepOptions, open_study, storage_url
 from lightning_template.sweep.spec import load_spec
 from lightning_template.sweep.trial_process import logged_metrics
@@ -129,7 +129,7 @@ def test_a_trailing_trial_is_pruned_at_its_first_validation(tmp_path):
 def test_trials_are_read_whatever_the_logger(tmp_path, loggers):
     """Without the CSV logger a trial's metric comes from its monitor history, at each validation."""
     config = write_sweep(tmp_path / "loggers.yaml", {"model.optimizer.lr": {"values": [0.05]}})
-    run = sweep(tmp_path, str(config), *TINY, "trainer.max_epochs=1", "trainer.val_check_interval=0.5", loggers)
+    run = sweep(tmp_path, str(config), *SHORT, loggers)  # two epochs, validated at the end of each
     (trial,) = load(tmp_path, "loggers").trials
     assert trial.state == TrialState.COMPLETE, run.output[-3000:]
     run_dir = tmp_path / "trial_0000"

@@ -20,7 +20,7 @@ from sweeps.grid_search import grid_search_next_runs
 from sweeps.random_search import random_search_next_runs
 from wandb.wandb_agent import Agent
 
-from lightning_template.config import compose_fit
+from lightning_template.command_line.hydra_command import compose_fit
 from lightning_template.sweep.composition import check_against_fit, sample_points
 from lightning_template.sweep.spec import load_spec
 from lightning_template.sweep.wandb_sweep import wandb_config

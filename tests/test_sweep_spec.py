@@ -10,9 +10,9 @@ import yaml
 from hydra.utils import get_object
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
-from lightning_template.config import compose_fit
+from lightning_template.callbacks.rank_agreement import check_ranks_agree
+from lightning_template.command_line.hydra_command import compose_fit
 from lightning_template.errors import UserError
-from lightning_template.rank_agreement import check_ranks_agree
 from lightning_template.sweep import cli
 from lightning_template.sweep.composition import check_against_fit
 from lightning_template.sweep.optuna_sweep import SweepOptions, open_study

@@ -19,8 +19,7 @@ import pytest
 import tomllib
 import yaml
 
-from conftest import ROOT
-from conftest import TASK as DEFAULT_TASK
+from conftest import DEFAULT_TASK, ROOT
 
 sys.path.insert(0, str(ROOT / "template"))
 from bake import (
@@ -181,7 +180,8 @@ def project_python(project: Path) -> Path:
 def run_project_tests(project: Path, marker: str, paths: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     python = project_python(project)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
-    command = [str(python), "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider", "-m", marker, *paths]
+    # one process: this test already runs on a worker of the outer suite, beside the others
+    command = [str(python), "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider", "-m", marker, *paths]
     return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=1800)
 
 

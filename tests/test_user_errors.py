@@ -1,26 +1,28 @@
 """Every user mistake: one paragraph naming the setting or file, exit status 2, no traceback, no run claimed.
 
-The table runs the real console scripts. Mistakes in the command line are caught before
-Hydra makes the run directory, so for those nothing at all is written. The property
-test throws wrong-typed values at the documented keys through the same check the
-commands run first (in-process: hundreds of subprocesses would take minutes).
+Mistakes in the command line are caught before Hydra makes the run directory, so for
+those nothing at all is written; the table checks them in-process, through the very
+function each console script runs before Hydra (``main.check_arguments``), and runs one
+of them per command through the real console script. The mistakes found later (a
+checkpoint, a file) run the real console scripts. The property test throws wrong-typed
+values at the documented keys through the same check.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 import string
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lightning_template.command_line import check_command_line
+from lightning_template.command_line.compose import check_command_line
+from lightning_template.command_line.settings import RULES, check_settings
 from lightning_template.errors import UserError
-from lightning_template.settings import RULES, check_settings
 
-from conftest import CONFIG_DIR, TASK, TINY, TINY_BY_TASK, console_script, expect_user_error
+from conftest import CONFIG_DIR, ROOT, TASK, TINY, TINY_BY_TASK, Completed, console_script, expect_user_error
 
 
 def _typed_tiny_key() -> str:
@@ -39,7 +41,8 @@ def _reshaping_override() -> str:
 
 OTHER_TASK = next((task for task in TINY_BY_TASK if task != TASK), None)
 
-# (command, arguments, fragments the message must hold, whether the run directory may exist at all)
+# (command, arguments, fragments the message must hold, whether the run directory may exist at all);
+# a case that may not write is refused before Hydra runs, and is checked in-process but for CONSOLE_RUNS
 CASES = [
     ("fit", ["model.optimizer.lr=fast"], ["model.optimizer.lr=fast", "a number greater than 0"], False),
     ("fit", ["model.optimizer.lr=fast", "lr_scaling=linear"], ["model.optimizer.lr=fast"], False),
@@ -78,24 +81,48 @@ if OTHER_TASK is not None:  # a checkpoint of another task's experiment
     )
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
-    """A short run of the task's tiny experiment: the checkpoint the checkpoint cases misuse."""
-    run_dir = tmp_path_factory.mktemp("trained") / "run"
-    console_script("fit", *TINY, "trainer.max_steps=2", "test_after_fit=false", f"hydra.run.dir={run_dir}")
-    return run_dir
+# The command-line mistakes also run through the real console script: one per command
+CONSOLE_RUNS = {"fit": ["model.optimizer.lr=fast"], "tune": ["seed=abc"]}
 
 
-@pytest.mark.slow  # a process per case
-@pytest.mark.parametrize(("command", "arguments", "fragments", "writes"), CASES, ids=lambda v: str(v)[-40:])
-def test_each_mistake_exits_2_with_one_paragraph_naming_it(command, arguments, fragments, writes, tmp_path, request):
+def check_in_process(command: str, arguments: list[str], capsys) -> Completed:
+    """What ``command``'s console script does with ``arguments`` before Hydra runs, in this process."""
+    main = importlib.import_module(f"lightning_template.{command}").main
+    try:
+        main.check_arguments(list(arguments))
+        status = 0
+    except SystemExit as exit:
+        status = exit.code
+    captured = capsys.readouterr()
+    return Completed(status, captured.out, captured.err, ROOT)
+
+
+def runs_console_script(command: str, arguments: list[str], writes: bool) -> bool:
+    return writes or CONSOLE_RUNS.get(command) == arguments
+
+
+@pytest.mark.parametrize(
+    ("command", "arguments", "fragments", "writes"),
+    [
+        pytest.param(*case, marks=[pytest.mark.slow] if runs_console_script(case[0], case[1], case[3]) else [])
+        for case in CASES  # a process per console-script case: slow
+    ],
+    ids=lambda v: str(v)[-40:],
+)
+def test_each_mistake_exits_2_with_one_paragraph_naming_it(
+    command, arguments, fragments, writes, tmp_path, request, capsys
+):
     places = {"missing": str(tmp_path / "no-such-file.ckpt")}
     if any("{trained_" in argument for argument in arguments):
-        run_dir = request.getfixturevalue("trained_run")
+        run_dir = request.getfixturevalue("fitted")().run_dir  # read, never written: the cases are refused
         places |= {"trained_run": str(run_dir), "trained_ckpt": str(run_dir / "checkpoints" / "last.ckpt")}
     run_dir = tmp_path / "run"
     given_dir = [] if command in ("evaluate", "predict") else [f"hydra.run.dir={run_dir}"]
-    run = console_script(command, *[a.format(**places) for a in arguments], *given_dir, check=False)
+    line = [*[a.format(**places) for a in arguments], *given_dir]
+    if runs_console_script(command, arguments, writes):
+        run = console_script(command, *line, check=False)
+    else:
+        run = check_in_process(command, line, capsys)
     expect_user_error(run, *fragments)
     assert run.stderr.count("Error:") == 1, run.stderr[-3000:]
     if not writes:

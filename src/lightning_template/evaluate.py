@@ -17,14 +17,14 @@ from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
-from lightning_template.assembly import build_run
-from lightning_template.atomic_files import atomic_write_text
-from lightning_template.config import hydra_command
-from lightning_template.data_description import DataDescription
+from lightning_template.batching.data_description import DataDescription
+from lightning_template.command_line.hydra_command import hydra_command
+from lightning_template.command_line.tables import print_table
 from lightning_template.errors import UserError
-from lightning_template.evaluation import SPLITS, split_metrics
-from lightning_template.summary import print_table
-from lightning_template.trained import open_checkpoint, with_run_overrides
+from lightning_template.files.atomic import atomic_write_text
+from lightning_template.runs.assembly import build_run
+from lightning_template.runs.split_metrics import SPLITS, split_metrics
+from lightning_template.runs.trained import open_checkpoint, with_run_overrides
 
 
 def _without_training_outputs(cfg: DictConfig) -> DictConfig:

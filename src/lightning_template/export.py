@@ -20,12 +20,12 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from lightning_template.atomic_files import atomic_write_text
-from lightning_template.config import hydra_command
+from lightning_template.command_line.hydra_command import hydra_command
+from lightning_template.command_line.tables import print_table
 from lightning_template.errors import UserError
-from lightning_template.inference import ExportSpec, inference_for
-from lightning_template.summary import print_table
-from lightning_template.trained import load_trained, with_run_overrides
+from lightning_template.files.atomic import atomic_write_text
+from lightning_template.runs.task_inference import ExportSpec, inference_for
+from lightning_template.runs.trained import load_trained, with_run_overrides
 
 SUFFIXES = {"pt2": ".pt2", "torchscript": ".ts", "onnx": ".onnx"}
 
@@ -35,8 +35,9 @@ def _write(spec: ExportSpec, fmt: str, path: Path) -> None:
         dims: dict[str, torch.export.Dim] = {}
         shapes = [{d: dims.setdefault(n, torch.export.Dim(n)) for d, n in axes.items()} for axes in spec.dynamic]
         with warnings.catch_warnings():
-            # nn.LSTM re-points its cached _flat_weights at its parameters on each call; the exported program
-            # reads the parameters (the round trip is tested), so torch's advice to make them buffers does not apply
+            # torch's recurrent modules (nn.RNNBase) re-point their cached _flat_weights at their parameters on
+            # each call; the exported program reads the parameters (the round trip is tested), so torch's advice
+            # to make them buffers does not apply
             warnings.filterwarnings("ignore", message=r"The tensor attributes .*_flat_weights.* during export")
             program = torch.export.export(spec.module, spec.example_inputs, dynamic_shapes=tuple(shapes) or None)
         torch.export.save(program, path)

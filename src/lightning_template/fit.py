@@ -19,13 +19,13 @@ from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_template.assembly import Run, build_run
-from lightning_template.atomic_files import atomic_write_text
 from lightning_template.checkpointing import CONTINUE, ResumePoint, resolve_resume_point
 from lightning_template.checkpointing.foreign_weights import refuse_foreign_weights
-from lightning_template.config import hydra_command
-from lightning_template.evaluation import scalar, split_metrics
-from lightning_template.summary import print_summary
+from lightning_template.command_line.hydra_command import hydra_command
+from lightning_template.command_line.tables import print_summary
+from lightning_template.files.atomic import atomic_write_text
+from lightning_template.runs.assembly import Run, build_run
+from lightning_template.runs.split_metrics import scalar, split_metrics
 
 
 def _start(cfg: DictConfig, run: Run, output_dir: Path) -> ResumePoint | None:

@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from lightning_template.atomic_files import atomic_write_text
-from lightning_template.config import hydra_command
+from lightning_template.command_line.hydra_command import hydra_command
 from lightning_template.errors import UserError, print_paragraph
-from lightning_template.inference import Generated, inference_for
-from lightning_template.trained import load_trained, with_run_overrides
+from lightning_template.files.atomic import atomic_write_text
+from lightning_template.runs.task_inference import Generated, inference_for
+from lightning_template.runs.trained import load_trained, with_run_overrides
 
 
 def _checked(cfg: DictConfig) -> tuple[str | None, int, float]:

@@ -22,11 +22,11 @@ from rich.progress import track
 from rich.table import Table
 from torch import Tensor
 
-from lightning_template.atomic_files import atomic_write_text, csv_text
-from lightning_template.config import hydra_command
+from lightning_template.command_line.hydra_command import hydra_command
 from lightning_template.errors import UserError, print_paragraph
-from lightning_template.inference import TaskInference, inference_for
-from lightning_template.trained import load_trained, with_run_overrides
+from lightning_template.files.atomic import atomic_write_text, csv_text
+from lightning_template.runs.task_inference import TaskInference, inference_for
+from lightning_template.runs.trained import load_trained, with_run_overrides
 
 COLUMNS = ("input", "class", "probability", "top_k")
 SHOWN = 10  # rows of the printed table

@@ -38,11 +38,11 @@ from lightning.pytorch.tuner import Tuner
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from lightning_template.assembly import build_run
-from lightning_template.atomic_files import atomic_write_text
 from lightning_template.batching.layout import BatchLayout
-from lightning_template.config import CONFIG_DIR, hydra_command
+from lightning_template.command_line.hydra_command import CONFIG_DIR, hydra_command
 from lightning_template.errors import UserError
+from lightning_template.files.atomic import atomic_write_text
+from lightning_template.runs.assembly import build_run
 
 ONE_DEVICE = {"devices": 1, "num_nodes": 1, "strategy": "auto"}
 

@@ -13,10 +13,10 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
+from lightning_template.batching.data_description import DataDescription
 from lightning_template.batching.layout import BatchLayout
 from lightning_template.batching.loader import PositionedBatchSampler, ResumableLoader
 from lightning_template.batching.sampler import EvalBatchSampler, OrderPreservingBatchSampler
-from lightning_template.data_description import DataDescription
 from lightning_template.errors import UserError
 
 

@@ -28,6 +28,26 @@ class PositionedBatchSampler(Sized, Protocol):
     def __iter__(self) -> Iterator[Any]: ...
 
 
+class EpochPosition:
+    """``set_position`` for a batch sampler whose epoch is ``len(self)`` micro-batches (every sampler here).
+
+    The samplers differ in what they draw, not in how a position is kept: the epoch to
+    draw and the micro-batch it starts at, set by :class:`ResumableLoader` before each ``iter()``.
+    """
+
+    epoch: int = 0
+    start_batch: int = 0
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def set_position(self, epoch: int, start_batch: int = 0) -> None:
+        """Make the next iteration be ``epoch``, starting at its micro-batch ``start_batch``."""
+        if not 0 <= start_batch <= len(self):
+            raise ValueError(f"start_batch {start_batch} is outside the epoch's {len(self)} micro-batches")
+        self.epoch, self.start_batch = epoch, start_batch
+
+
 class ResumableLoader(DataLoader):
     """DataLoader over a :class:`PositionedBatchSampler`, with Lightning's state protocol.
 

@@ -18,6 +18,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from lightning_template.batching.layout import BatchLayout
+from lightning_template.batching.loader import EpochPosition
 from lightning_template.batching.randomness import KeyedPermutation
 from lightning_template.errors import UserError
 
@@ -63,7 +64,7 @@ def cut_blocks(
     return blocks
 
 
-class OrderPreservingBatchSampler:
+class OrderPreservingBatchSampler(EpochPosition):
     """Shuffles blocks between batches, keeps items in order inside each block.
 
     Every rank derives the same epoch order from ``(seed, epoch)`` (a
@@ -107,18 +108,10 @@ class OrderPreservingBatchSampler:
                 f" training blocks of {block_size} item(s) this dataset holds: lower data.global_batch_size or"
                 " use more data."
             )
-        self.epoch = 0
-        self.start_batch = 0
 
     def __len__(self) -> int:
         """Micro-batches this rank yields in a full epoch."""
         return self.num_global_batches * self.layout.accumulate_grad_batches
-
-    def set_position(self, epoch: int, start_batch: int = 0) -> None:
-        """Make the next iteration be ``epoch``, starting at its micro-batch ``start_batch``."""
-        if not 0 <= start_batch <= len(self):
-            raise ValueError(f"start_batch {start_batch} is outside the epoch's {len(self)} micro-batches")
-        self.epoch, self.start_batch = epoch, start_batch
 
     def set_epoch(self, epoch: int) -> None:
         self.set_position(epoch, 0)

@@ -10,7 +10,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.fabric.utilities.types import _PATH
 
-from lightning_template.atomic_files import atomic_write
+from lightning_template.files.atomic import atomic_write
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:

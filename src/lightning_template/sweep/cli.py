@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lightning_template.config import CONFIG_DIR
+from lightning_template.command_line.hydra_command import CONFIG_DIR
 from lightning_template.errors import report_user_errors
 from lightning_template.sweep.composition import check_against_fit, sample_points
 from lightning_template.sweep.optuna_sweep import DB_NAME, PRUNERS, SweepOptions, run_study

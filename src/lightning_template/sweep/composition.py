@@ -9,7 +9,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from lightning_template.config import compose_fit
+from lightning_template.command_line.hydra_command import compose_fit
 from lightning_template.errors import UserError
 from lightning_template.sweep.spec import SweepSpec, override, override_key
 from lightning_template.training.declared_metrics import validation_metrics

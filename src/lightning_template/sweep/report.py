@@ -13,8 +13,8 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.table import Table
 
-from lightning_template.atomic_files import atomic_write_text, csv_text
-from lightning_template.monitor_history import history_path, read_history
+from lightning_template.callbacks.monitor_history import history_path, read_history
+from lightning_template.files.atomic import atomic_write_text, csv_text
 from lightning_template.sweep.spec import SweepSpec, fit_command_line
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from lightning_template.config import CONFIG_DIR
+from lightning_template.command_line.hydra_command import CONFIG_DIR
 from lightning_template.errors import UserError
 
 METHODS = ("grid", "random", "bayes")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lightning_template import fit
-from lightning_template.monitor_history import history_path, metric_names, read_history
+from lightning_template.callbacks.monitor_history import history_path, metric_names, read_history
 
 LOG_NAME = "fit.log"
 

@@ -1,4 +1,5 @@
-"""What every task's LightningModule shares: its data description, optimisation from config, the global-mean loss."""
+"""What every task's LightningModule shares: its data description, optimisation from config, the global-mean loss,
+and one evaluation path for validation and test."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from lightning_template.batching.data_description import DataDescription
 from lightning_template.batching.loss import global_mean_loss
-from lightning_template.data_description import DataDescription
 from lightning_template.errors import UserError
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
@@ -84,6 +85,27 @@ class GlobalBatchModule(L.LightningModule):
         return global_mean_loss(
             loss_sum, items_in_global_batch, self.trainer.accumulate_grad_batches, self.trainer.world_size
         )
+
+    # Validation and test run the same code on their own metrics: a task implements ``evaluate``
+    # (one batch of ``split``) and, for metrics computed once the split is done, ``log_evaluation``.
+
+    def evaluate(self, batch: Any, split: str) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not implement evaluate(batch, split)")
+
+    def log_evaluation(self, split: str) -> None:
+        """Log what ``split`` measured once its last batch is in (metrics logged per batch need nothing here)."""
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.evaluate(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self.evaluate(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_evaluation("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_evaluation("test")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["schedule_horizon"] = self.schedule_horizon

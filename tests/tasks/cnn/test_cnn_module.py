@@ -9,7 +9,7 @@ import torch
 from torch.optim import SGD
 from torch.utils.data import DataLoader
 
-from lightning_template.data_description import DataDescription
+from lightning_template.batching.data_description import DataDescription
 from lightning_template.tasks.cnn.data import SyntheticImageDataModule
 from lightning_template.tasks.cnn.dataset import ImageBatch
 from lightning_template.tasks.cnn.module import ImageClassifier

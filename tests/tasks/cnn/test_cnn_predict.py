@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lightning_template.inference import inference_for
+from lightning_template.runs.task_inference import inference_for
 from lightning_template.tasks.cnn.synthetic import make_synthetic_images
 
 from conftest import console_script, expect_user_error, trained_model

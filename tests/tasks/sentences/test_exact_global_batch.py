@@ -11,7 +11,7 @@ import textwrap
 import pytest
 from hydra.utils import instantiate
 
-from lightning_template.config import compose_fit
+from lightning_template.command_line.hydra_command import compose_fit
 from lightning_template.tasks.sentences.grouping import LengthGroupedBatchSampler
 
 from conftest import TINY_BY_TASK, max_abs_difference, run_module

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from lightning_template.batching.layout import BatchLayout
-from lightning_template.command_line import check_command_line
+from lightning_template.command_line.compose import check_command_line
+from lightning_template.command_line.settings import check_settings
 from lightning_template.errors import UserError
-from lightning_template.settings import check_settings
 from lightning_template.tasks.sentences.data import SyntheticSentenceDataModule
 from lightning_template.tasks.sentences.grouping import LengthGroupedBatchSampler, cut_by_count, cut_by_tokens
 

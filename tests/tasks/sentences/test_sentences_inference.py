@@ -8,18 +8,18 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from lightning_template.config import compose_fit
-from lightning_template.trained import load_trained
+from lightning_template.command_line.hydra_command import compose_fit
+from lightning_template.runs.trained import load_trained
 
-from conftest import TINY_BY_TASK, console_script, expect_user_error, exported_round_trip, run_command
+from conftest import TINY_BY_TASK, console_script, expect_user_error, exported_round_trip
 
 # fitted("sentences") is the topic classifier (the task's tiny experiment); this is the next-word model
 NEXT_WORD = [*TINY_BY_TASK["sentences"], "experiment=sentences_lm", "trainer.max_epochs=1"]
 
 
 @pytest.fixture(scope="module")
-def next_word_run(tmp_path_factory):
-    return run_command("fit", tmp_path_factory.mktemp("next_word") / "run", *NEXT_WORD)
+def next_word_run(shared_runs):
+    return shared_runs.get("fit", *NEXT_WORD)
 
 
 def test_predict_classifies_each_line_as_the_models_own_forward_pass_does(fitted, tmp_path):

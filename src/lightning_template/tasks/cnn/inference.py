@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from lightning_template.inference import ExportSpec, TaskInference, visible_files
+from lightning_template.runs.task_inference import ExportSpec, TaskInference, visible_files
 from lightning_template.tasks.cnn import cifar10
 
 RESAMPLING = Image.Resampling.BILINEAR

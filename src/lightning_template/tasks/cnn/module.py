@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_template.data_description import DataDescription
+from lightning_template.batching.data_description import DataDescription
 from lightning_template.tasks.cnn.dataset import ImageBatch
 from lightning_template.training.metrics import ExactMean
 from lightning_template.training.module import GlobalBatchModule, OptimizerFactory
@@ -63,7 +63,7 @@ class ImageClassifier(GlobalBatchModule):
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return self.global_mean(losses.sum(), global_items)
 
-    def _evaluate(self, batch: ImageBatch, split: str) -> None:
+    def evaluate(self, batch: ImageBatch, split: str) -> None:
         images, labels, _ = batch
         logits = self(images)
         loss, acc = getattr(self, f"{split}_loss"), getattr(self, f"{split}_acc")
@@ -71,9 +71,3 @@ class ImageClassifier(GlobalBatchModule):
         acc.update(logits, labels)
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, prog_bar=split == "val")
         self.log(f"{split}/acc", acc, on_step=False, on_epoch=True, prog_bar=split == "val")
-
-    def validation_step(self, batch: ImageBatch, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: ImageBatch, batch_idx: int) -> None:
-        self._evaluate(batch, "test")

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from lightning_template.batching.data_description import DataDescription
 from lightning_template.batching.datamodule import FileDataModule, GlobalBatchDataModule
 from lightning_template.batching.loader import ResumableLoader
-from lightning_template.data_description import DataDescription
 from lightning_template.errors import UserError
 from lightning_template.tasks.lm import corpus as corpora
 from lightning_template.tasks.lm.streams import EvalStreamSampler, StreamBatchSampler, TokenStreams

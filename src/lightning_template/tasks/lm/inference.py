@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_template.errors import UserError
-from lightning_template.inference import ExportSpec, Generated, TaskInference
+from lightning_template.runs.task_inference import ExportSpec, Generated, TaskInference
 from lightning_template.tasks.lm.corpus import EOS, UNK
 
 

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lightning_template.batching.data_description import DataDescription
 from lightning_template.batching.distributed import gather_from_ranks, this_rank
-from lightning_template.data_description import DataDescription
 from lightning_template.tasks.lm.net import Hidden
 from lightning_template.tasks.lm.streams import TokenWindow
 from lightning_template.training.metrics import ExactMean
@@ -84,11 +84,11 @@ class LanguageModel(GlobalBatchModule):
             return state
         return state[0].to(self.device), state[1].to(self.device)
 
-    def _evaluate(self, batch: TokenWindow, split: str) -> None:
+    def evaluate(self, batch: TokenWindow, split: str) -> None:
         nll, self._eval_hidden = self._token_nll(batch, self._eval_hidden)
         getattr(self, f"{split}_nll").update(nll)
 
-    def _log_evaluation(self, split: str) -> None:
+    def log_evaluation(self, split: str) -> None:
         metric: ExactMean = getattr(self, f"{split}_nll")
         loss = metric.compute()  # summed over ranks: every token counted once
         metric.reset()
@@ -102,18 +102,6 @@ class LanguageModel(GlobalBatchModule):
 
     def on_test_epoch_start(self) -> None:
         self._eval_hidden = None
-
-    def validation_step(self, batch: TokenWindow, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: TokenWindow, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_evaluation("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_evaluation("test")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)

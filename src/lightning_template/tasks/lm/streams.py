@@ -18,6 +18,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from lightning_template.batching.layout import BatchLayout
+from lightning_template.batching.loader import EpochPosition
 from lightning_template.batching.randomness import per_sample_uniforms
 from lightning_template.errors import UserError
 
@@ -105,7 +106,7 @@ class TokenStreams(Dataset):
     __getitem__ = __getitems__
 
 
-class StreamBatchSampler:
+class StreamBatchSampler(EpochPosition):
     """The training order: for each window, for each accumulation step, this rank's streams.
 
     Satisfies :class:`~lightning_template.batching.loader.PositionedBatchSampler`, so a
@@ -135,16 +136,9 @@ class StreamBatchSampler:
         self.seed = seed
         self.variable_bptt = variable_bptt
         self.num_windows = len(window_starts(stream_length, bptt))
-        self.epoch = 0
-        self.start_batch = 0
 
     def __len__(self) -> int:
         return self.num_windows * self.layout.accumulate_grad_batches
-
-    def set_position(self, epoch: int, start_batch: int = 0) -> None:
-        if not 0 <= start_batch <= len(self):
-            raise ValueError(f"start_batch {start_batch} is outside the epoch's {len(self)} micro-batches")
-        self.epoch, self.start_batch = epoch, start_batch
 
     def fingerprint(self) -> dict[str, int]:
         return {

@@ -19,11 +19,11 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
+from lightning_template.batching.data_description import DataDescription
 from lightning_template.batching.datamodule import FileDataModule, GlobalBatchDataModule
 from lightning_template.batching.layout import BatchLayout
 from lightning_template.batching.loader import ResumableLoader
 from lightning_template.batching.sampler import EvalBatchSampler, SampleKey
-from lightning_template.data_description import DataDescription
 from lightning_template.errors import UserError
 from lightning_template.tasks.sentences.corpus import SentenceCorpus, Sentences, read_sentence_folder
 from lightning_template.tasks.sentences.grouping import (

@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lightning_template.batching.layout import BatchLayout
+from lightning_template.batching.loader import EpochPosition
 from lightning_template.batching.randomness import KeyedPermutation
 from lightning_template.errors import UserError
 
@@ -84,7 +85,7 @@ def cut_by_tokens(lengths: np.ndarray, tokens: int, seed: int) -> tuple[list[np.
     return batches, left_out
 
 
-class LengthGroupedBatchSampler:
+class LengthGroupedBatchSampler(EpochPosition):
     """This rank's micro-batches of length-grouped global batches; resumable at any global batch.
 
     Follows the core's :class:`~lightning_template.batching.loader.PositionedBatchSampler`
@@ -119,17 +120,10 @@ class LengthGroupedBatchSampler:
         self.num_sentences = len(lengths)
         self.lengths = lengths
         self.sizes = [(len(batch), int(lengths[batch].sum())) for batch in global_batches]
-        self.epoch = 0
-        self.start_batch = 0
 
     def __len__(self) -> int:
         """Micro-batches this rank yields in an epoch."""
         return len(self.global_batches) * self.layout.accumulate_grad_batches
-
-    def set_position(self, epoch: int, start_batch: int = 0) -> None:
-        if not 0 <= start_batch <= len(self):
-            raise ValueError(f"start_batch {start_batch} is outside the epoch's {len(self)} micro-batches")
-        self.epoch, self.start_batch = epoch, start_batch
 
     def fingerprint(self) -> dict[str, int]:
         return {

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_template.errors import UserError
-from lightning_template.inference import ExportSpec, Generated, TaskInference, visible_files
+from lightning_template.runs.task_inference import ExportSpec, Generated, TaskInference, visible_files
 from lightning_template.tasks.sentences.corpus import EOS, UNK, read_lines
 from lightning_template.tasks.sentences.module import NextWordModel, TopicClassifier
 

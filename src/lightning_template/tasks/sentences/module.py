@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from lightning_template.data_description import DataDescription
+from lightning_template.batching.data_description import DataDescription
 from lightning_template.errors import UserError
 from lightning_template.tasks.sentences.data import SentenceBatch
 from lightning_template.training.metrics import ExactMean
@@ -99,18 +99,6 @@ class SentenceModule(GlobalBatchModule):
         metric.reset()
         self.log(f"{split}/loss", loss, sync_dist=True, reduce_fx="max")  # equal on every rank already
         return loss
-
-    def validation_step(self, batch: SentenceBatch, batch_idx: int) -> None:
-        self.evaluate(batch, "val")
-
-    def test_step(self, batch: SentenceBatch, batch_idx: int) -> None:
-        self.evaluate(batch, "test")
-
-    def on_validation_epoch_end(self) -> None:
-        self.log_evaluation("val")
-
-    def on_test_epoch_end(self) -> None:
-        self.log_evaluation("test")
 
 
 class NextWordModel(SentenceModule):

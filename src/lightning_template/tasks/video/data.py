@@ -14,9 +14,9 @@ from abc import abstractmethod
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
+from lightning_template.batching.data_description import DataDescription
 from lightning_template.batching.datamodule import FileDataModule, GlobalBatchDataModule
 from lightning_template.batching.loader import ResumableLoader
-from lightning_template.data_description import DataDescription
 from lightning_template.errors import UserError
 from lightning_template.tasks.video import folder as video_folder
 from lightning_template.tasks.video.clips import FrameOrder, FrameSource, InMemoryFrames, VideoClips

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from lightning_template.batching.sampler import SampleKey
-from lightning_template.inference import ExportSpec, TaskInference, visible_files
+from lightning_template.runs.task_inference import ExportSpec, TaskInference, visible_files
 from lightning_template.tasks.video import folder
 from lightning_template.tasks.video.clips import VideoClips
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_template.data_description import DataDescription
+from lightning_template.batching.data_description import DataDescription
 from lightning_template.tasks.video.clips import ClipBatch
 from lightning_template.training.metrics import ExactMean
 from lightning_template.training.module import GlobalBatchModule, OptimizerFactory
@@ -59,7 +59,7 @@ class VideoClassifier(GlobalBatchModule):
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(losses))
         return self.global_mean(losses.sum(), batch.global_items)
 
-    def _evaluate(self, batch: ClipBatch, split: str) -> None:
+    def evaluate(self, batch: ClipBatch, split: str) -> None:
         logits = self(batch.clips)
         per_video = batch.clips_per_video
         video_logits = logits.view(-1, per_video, logits.shape[-1]).mean(1)
@@ -73,9 +73,3 @@ class VideoClassifier(GlobalBatchModule):
         metrics["video_acc"].update(video_logits, batch.labels[::per_video])
         for name, metric in metrics.items():
             self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True, prog_bar=split == "val")
-
-    def validation_step(self, batch: ClipBatch, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: ClipBatch, batch_idx: int) -> None:
-        self._evaluate(batch, "test")

@@ -26,7 +26,7 @@ from lightning.fabric.connector import _PRECISION_INPUT
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lightning_template.errors import UserError
-from lightning_template.lr_scaling import CHOICES as LR_SCALING_CHOICES
+from lightning_template.runs.lr_scaling import CHOICES as LR_SCALING_CHOICES
 from lightning_template.training.declared_metrics import validation_metrics
 
 
@@ -325,7 +325,7 @@ def _parameters_named(cfg: DictConfig, key: str) -> list[inspect.Parameter]:
     return [parameter for parameter in found if parameter is not None]
 
 
-def _parameters(target: str) -> tuple[set[str], bool] | None:
+def _parameters(key: str, target: str) -> tuple[set[str], bool] | None:
     """The keyword arguments ``target`` takes, and whether it takes any at all; None if unknown.
 
     A class of this package whose ``__init__`` passes ``**kwargs`` on takes its bases'
@@ -334,8 +334,12 @@ def _parameters(target: str) -> tuple[set[str], bool] | None:
     """
     try:
         obj = get_object(target)
-    except Exception:  # an unimportable target is reported by instantiate, naming it
-        return None
+    except Exception as error:  # Hydra's message wraps the cause (a moved module names its new place)
+        cause = error.__cause__ or error
+        raise UserError(
+            f"{key}._target_={target} cannot be imported ({type(cause).__name__}: {cause}). Fix the name, or"
+            " install the package it comes from."
+        ) from None
     names: set[str] = set()
     for function in _initialisers(obj):
         try:
@@ -361,7 +365,7 @@ def check_arguments(cfg: DictConfig) -> None:
         present, node = _select(cfg, key)
         if not present or not isinstance(node, DictConfig) or "_target_" not in node:
             continue
-        taken = _parameters(str(node._target_))
+        taken = _parameters(key, str(node._target_))
         if taken is None or taken[1]:
             continue
         for name in node:

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from lightning_template.errors import UserError
-from lightning_template.trained import TrainedModel
+from lightning_template.runs.trained import TrainedModel
 
 
 @dataclass

@@ -17,14 +17,14 @@ from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_template.batching.data_description import DataDescription
 from lightning_template.batching.datamodule import GlobalBatchDataModule
 from lightning_template.batching.layout import BatchLayout
+from lightning_template.callbacks.monitor_history import MonitorHistory
+from lightning_template.callbacks.rank_agreement import RanksAgree
 from lightning_template.checkpointing import AtomicCheckpointIO, ReportLostRank, ResumeState, StopOnSignal
-from lightning_template.data_description import DataDescription
 from lightning_template.errors import UserError
-from lightning_template.lr_scaling import scaled_lr
-from lightning_template.monitor_history import MonitorHistory
-from lightning_template.rank_agreement import RanksAgree
+from lightning_template.runs.lr_scaling import scaled_lr
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Hydra reports its own errors (an unknown experiment, a misspelled key) with exit
 status 1 and, for a misspelled key, suggests ``+key=value``, which then fails in a
 constructor. Composing the config here first turns each of them into one paragraph
-with exit status 2 and the real fix, and lets :mod:`lightning_template.settings` check
+with exit status 2 and the real fix, and lets :mod:`lightning_template.command_line.settings` check
 the values before anything is built or written (Hydra has not made the run directory
 yet). Each job of a ``--multirun`` is checked the same way.
 """

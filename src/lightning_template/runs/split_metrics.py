@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from lightning_template.assembly import Run
+from lightning_template.runs.assembly import Run
 
 SPLITS = ("val", "test")
 

@@ -23,8 +23,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_template.batching.data_description import DataDescription
 from lightning_template.checkpointing.foreign_weights import refuse_foreign_weights
-from lightning_template.data_description import DataDescription
 from lightning_template.errors import UserError
 
 SAVED_OVERRIDES = Path(".hydra") / "overrides.yaml"

@@ -9,6 +9,8 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
+from lightning_template.files.atomic import atomic_write_text, csv_text
+
 
 class _ContinuingWriter(ExperimentWriter):
     """Keeps an existing ``metrics.csv`` (and its columns); Lightning's writer deletes it."""
@@ -27,11 +29,8 @@ class _ContinuingWriter(ExperimentWriter):
         with path.open(newline="") as handle:
             rows = list(csv.DictReader(handle))
         kept = [row for row in rows if not row.get("step") or int(float(row["step"])) < step]
-        if len(kept) < len(rows):
-            with path.open("w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=self.metrics_keys)
-                writer.writeheader()
-                writer.writerows(kept)
+        if len(kept) < len(rows):  # whole or not at all: a kill here leaves the old file, not half of it
+            atomic_write_text(path, csv_text(kept, self.metrics_keys))
 
 
 class ContinuingCSVLogger(CSVLogger):

@@ -17,8 +17,8 @@ import lightning.pytorch as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 
-from lightning_template.atomic_files import atomic_write_text
 from lightning_template.checkpointing.resume_state import scalar_metrics
+from lightning_template.files.atomic import atomic_write_text
 
 HISTORY_NAME = "monitor_history.jsonl"
 # what each line records beside the logged metrics

@@ -14,11 +14,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from lightning_template.command_line import ConfigCheck, check_command_line
+from lightning_template.command_line.compose import ConfigCheck, check_command_line
+from lightning_template.command_line.settings import check_settings
 from lightning_template.errors import report_user_errors
-from lightning_template.settings import check_settings
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 CONFIG_DIR = Path(os.environ.get("LIGHTNING_TEMPLATE_CONFIGS", PROJECT_ROOT / "configs"))
 
 
@@ -33,7 +33,7 @@ def hydra_command(
     editable mode); ``LIGHTNING_TEMPLATE_CONFIGS`` points elsewhere. ``argv``, if given,
     rewrites the command line's arguments before Hydra reads them (the commands that
     use a checkpoint add its run's overrides). Before Hydra runs, the command line is
-    composed and ``check``-ed (:mod:`lightning_template.command_line`), so a mistake in
+    composed and ``check``-ed (:mod:`lightning_template.command_line.compose`), so a mistake in
     it exits with status 2 before the run directory exists.
     """
 
@@ -47,13 +47,19 @@ def hydra_command(
             report_user_errors(task)
         )
 
+        def checked(arguments: list[str]) -> list[str]:
+            """The arguments as Hydra will read them, composed and checked (a mistake exits with status 2)."""
+            if argv is not None:
+                arguments = argv(arguments)
+            report_user_errors(check_command_line)(str(CONFIG_DIR), config_name, arguments, check)
+            return arguments
+
         @functools.wraps(main)
         def checked_main() -> Any:
-            if argv is not None:
-                sys.argv[1:] = argv(sys.argv[1:])
-            report_user_errors(check_command_line)(str(CONFIG_DIR), config_name, sys.argv[1:], check)
+            sys.argv[1:] = checked(sys.argv[1:])
             return main()
 
+        checked_main.check_arguments = checked  # what runs before Hydra, alone (tests call it in-process)
         return checked_main
 
     return decorate

@@ -1,0 +1,1 @@
+"""Building a run from its config (DataModule, model, Trainer), and a trained run from its checkpoint."""
