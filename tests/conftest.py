@@ -48,21 +48,13 @@ LONG_VALIDATION_BY_TASK = {task: spec["long_validation"] for task, spec in TINY_
 
 
 def _core_task() -> str:
-    """The task the core's tests (fit, tune, sweep, resume, the commands) run on.
-
-    ``TEST_TASK=<task>`` chooses it. By default it is the default experiment's task in a
-    project of one task, and the last other task where there are several: the core's tests
-    then never run on the task their project shows first, so a test that leaned on that
-    task's numbers or keys would fail here, in this project's CI, before a bake of another
-    task met it.
-    """
-    chosen = os.environ.get("TEST_TASK")
-    if chosen:
-        if chosen not in TINY_BY_TASK:
-            raise pytest.UsageError(f"TEST_TASK={chosen}: give one of {', '.join(TINY_BY_TASK)}")
-        return chosen
-    others = [task for task in TINY_BY_TASK if task != _default_task()]
-    return others[-1] if others else _default_task()
+    """The task the core's tests (fit, tune, sweep, resume, the commands) run on: the default
+    experiment's, or ``TEST_TASK=<task>`` (the core's tests hold for every task; a project
+    baked with one task runs them on it)."""
+    chosen = os.environ.get("TEST_TASK") or _default_task()
+    if chosen not in TINY_BY_TASK:
+        raise pytest.UsageError(f"TEST_TASK={chosen}: give one of {', '.join(TINY_BY_TASK)}")
+    return chosen
 
 
 DEFAULT_TASK = _default_task()
@@ -270,7 +262,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--record-durations", action="store_true", help=f"write each test's seconds to {DURATIONS}")
 
 
+# A test that starts a command in a process of its own (a Python interpreter importing torch and
+# Lightning, several seconds) belongs to the full suite, `make test`, not to `make test-fast`; the
+# smoke tests (one fast_dev_run per task) stay in both.
+PROCESS_FIXTURES = {"fit", "fitted", "shared_runs", "next_word_run"}
+PROCESS_HELPERS = {"console_script", "run_module", "run_command", "exported_round_trip", "tune_then_fit", "_evaluated"}
+
+
+def starts_a_process(item: pytest.Item) -> bool:
+    code = getattr(getattr(item, "function", None), "__code__", None)
+    names = set(code.co_names) if code else set()
+    return bool(PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())) or PROCESS_HELPERS & names)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if starts_a_process(item) and not item.get_closest_marker("smoke"):
+            item.add_marker(pytest.mark.slow)
     known = read_durations()
 
     def seconds(item: pytest.Item) -> float:

@@ -349,7 +349,7 @@ def _parameters(key: str, target: str) -> tuple[set[str], bool] | None:
         names |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
         if not any(p.kind is p.VAR_KEYWORD for p in parameters):
             return names - {"self"}, False
-        if not getattr(function, "__module__", "").startswith(__package__ or "lightning_template"):
+        if getattr(function, "__module__", "").split(".")[0] != __name__.split(".")[0]:
             break
     return names - {"self"}, True
 
