@@ -38,9 +38,6 @@ class EpochPosition:
     epoch: int = 0
     start_batch: int = 0
 
-    def __len__(self) -> int:
-        raise NotImplementedError
-
     def set_position(self, epoch: int, start_batch: int = 0) -> None:
         """Make the next iteration be ``epoch``, starting at its micro-batch ``start_batch``."""
         if not 0 <= start_batch <= len(self):
