@@ -21,9 +21,11 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	# W&B's sweep-config code, for the offline checks of configs/sweep/; without its numpy<2 pin,
-	# which its schema and random/grid search do not need
-	$(BIN)/python -m pip install --quiet --no-deps "sweeps==0.3.0"
+	# W&B's sweep-config code and the scipy it imports, for the offline checks of configs/sweep/, in a
+	# folder that tests/test_sweep_configs.py alone puts on its path: in the venv, torchmetrics would
+	# import scipy.signal at every start (1.4 s of each process). Without sweeps' numpy<2 pin, which
+	# its schema and random/grid search do not need.
+	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/sweeps-validator "sweeps==0.3.0" "scipy>=1.10"
 	touch $(STAMP)
 
 install: $(STAMP)

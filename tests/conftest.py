@@ -26,6 +26,12 @@ from lightning_template.runs.trained import TrainedModel, load_trained
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
 
+# W&B's sweep-config code (and the scipy it imports) is installed beside the venv, not in it (see the
+# Makefile), so that the `fit` processes the tests start import what a user's do; the tests' own
+# processes reach it here.
+SWEEPS_VALIDATOR = Path(sys.prefix) / "sweeps-validator"
+sys.path.append(str(SWEEPS_VALIDATOR))
+
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
 
@@ -60,6 +66,10 @@ def _core_task() -> str:
 DEFAULT_TASK = _default_task()
 TASK = _core_task()
 TINY = TINY_BY_TASK[TASK]
+# The core task and a second one (the last task by name that is not it, where the project has one):
+# the core tests that read a task's shape (steps per epoch, validations, task-only keys) run on both,
+# so a core test that assumes one task's numbers fails here, not in a project baked with another task.
+SHAPE_TASKS = [TASK, *sorted(set(TINY_BY_TASK) - {TASK})[-1:]]
 
 
 @dataclass

@@ -18,8 +18,9 @@ import pytest
 import torch
 
 from lightning_template.command_line.hydra_command import compose_fit
+from lightning_template.files.directory_lock import LOCK_NAME
 
-from conftest import LONG_VALIDATION_BY_TASK, ROOT, TASK, TINY_BY_TASK, Completed, max_abs_difference
+from conftest import LONG_VALIDATION_BY_TASK, ROOT, SHAPE_TASKS, TASK, TINY_BY_TASK, Completed, max_abs_difference
 
 pytestmark = pytest.mark.slow
 
@@ -37,10 +38,12 @@ def fit_command(run_dir: Path, *overrides: str) -> list[str]:
     return [sys.executable, "-m", "lightning_template.fit", f"hydra.run.dir={run_dir}", *overrides]
 
 
-def start(run_dir: Path, *overrides: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """A `fit` process in its own process group, its output in ``<run_dir>.log``."""
+def start(
+    run_dir: Path, *overrides: str, env: dict[str, str] | None = None, log: Path | None = None
+) -> subprocess.Popen:
+    """A `fit` process in its own process group, its output in ``log`` (default ``<run_dir>.log``)."""
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    log = open(run_dir.with_suffix(".log"), "a")  # noqa: SIM115 (closed with the process)
+    log = open(log or run_dir.with_suffix(".log"), "a")  # noqa: SIM115 (closed with the process)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "disabled", **(env or {})}
     return subprocess.Popen(
         fit_command(run_dir, *overrides),
@@ -52,9 +55,9 @@ def start(run_dir: Path, *overrides: str, env: dict[str, str] | None = None) -> 
     )
 
 
-def finish(proc: subprocess.Popen, run_dir: Path, timeout: float = 600) -> Completed:
+def finish(proc: subprocess.Popen, run_dir: Path, timeout: float = 600, log: Path | None = None) -> Completed:
     proc.wait(timeout=timeout)
-    output = run_dir.with_suffix(".log").read_text()
+    output = (log or run_dir.with_suffix(".log")).read_text()
     return Completed(proc.returncode, output, "", run_dir)
 
 
@@ -83,6 +86,11 @@ def weights(run_dir: Path, name: str = "last.ckpt") -> dict[str, torch.Tensor]:
 
 def identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+
+
+def best_name(run: Completed) -> str | None:
+    best = run.summary()["best_checkpoint"]
+    return Path(best).name if best else None
 
 
 def keep_every(steps: int) -> list[str]:
@@ -128,8 +136,8 @@ def test_sigkill_at_random_moments_then_ckpt_path_last_is_bit_identical(tmp_path
     common = [*SHIPPED[task], "model.net.dropout=0.3", "trainer.max_steps=14", "ckpt_path=last"]
     common.append("callbacks.model_checkpoint.every_n_train_steps=2")
     began = time.monotonic()
-    reference = weights(run_to_end(tmp_path / "straight", *common).run_dir)
-    duration = time.monotonic() - began
+    straight = run_to_end(tmp_path / "straight", *common)
+    reference, duration = weights(straight.run_dir), time.monotonic() - began
     draw = random.Random(f"{task}-kills")
     for trial in range(3):
         run_dir, kills = tmp_path / f"killed{trial}", 0
@@ -144,6 +152,9 @@ def test_sigkill_at_random_moments_then_ckpt_path_last_is_bit_identical(tmp_path
         final = run_to_end(run_dir, *common)
         assert identical(reference, weights(run_dir)), f"trial {trial} ({kills} kills) differs"
         assert final.summary()["global_steps"] == 14
+        # the best checkpoint survives the kills too (where a validation ran): the same score, at the same step
+        assert final.summary()["best_score"] == straight.summary()["best_score"]
+        assert best_name(final) == best_name(straight)
 
 
 @pytest.mark.ddp
@@ -163,16 +174,17 @@ def test_a_checkpoint_resumes_on_another_layout_of_the_same_global_batch(tmp_pat
     assert resumed.output.count("RNG streams of") == 1  # said once: per-process streams do not carry over
 
 
-def test_a_crash_before_the_first_validation_leaves_a_checkpoint(tmp_path):
+@pytest.mark.parametrize("task", SHAPE_TASKS)
+def test_a_crash_before_the_first_validation_leaves_a_checkpoint(tmp_path, task):
     """every_n_train_steps writes last.ckpt from step N on, while the monitored metric is not logged yet."""
     run_dir = tmp_path / "run"
-    proc = start(run_dir, *SHIPPED[TASK], "trainer.max_steps=200", "callbacks.model_checkpoint.every_n_train_steps=2")
+    proc = start(run_dir, *SHIPPED[task], "trainer.max_steps=200", "callbacks.model_checkpoint.every_n_train_steps=2")
     wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert checkpoint["global_step"] >= 2 and checkpoint["global_step"] % 2 == 0
-    assert compose_fit(SHIPPED[TASK]).monitor not in checkpoint["epoch_schedules"]["metrics"]  # no validation ran
+    assert compose_fit(SHIPPED[task]).monitor not in checkpoint["epoch_schedules"]["metrics"]  # no validation ran
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])
@@ -264,12 +276,13 @@ def test_a_lost_ddp_rank_ends_the_others_with_its_name_and_the_checkpoint(tmp_pa
 
 
 @pytest.mark.ddp
-def test_a_rank_lost_while_rank_0_validates_alone_is_reported_too(tmp_path):
+@pytest.mark.parametrize("task", SHAPE_TASKS)
+def test_a_rank_lost_while_rank_0_validates_alone_is_reported_too(tmp_path, task):
     """Rank 0 hears of a lost rank at its next collective, here only when its long sanity check ends: Lightning's
     launcher would SIGKILL it within 5 s, before it says anything (exit 137); the report comes all the same."""
     run_dir = tmp_path / "run"
-    long_validation = LONG_VALIDATION_BY_TASK[TASK]
-    proc = start(run_dir, *SHIPPED[TASK], *DDP_2, *long_validation, "trainer.num_sanity_val_steps=-1")
+    long_validation = LONG_VALIDATION_BY_TASK[task]
+    proc = start(run_dir, *SHIPPED[task], *DDP_2, *long_validation, "trainer.num_sanity_val_steps=-1")
     log, deadline = run_dir.with_suffix(".log"), time.monotonic() + 300
     while "Training data:" not in log.read_text():  # said by rank 0 once set up, before the sanity check
         assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
@@ -302,13 +315,64 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     assert identical(weights(straight.run_dir), weights(run_dir))
 
 
-def test_a_second_run_in_a_run_directory_is_refused_and_changes_nothing(tmp_path):
-    first = run_to_end(tmp_path / "run", *SHIPPED[TASK], "trainer.max_steps=3")
-    before = {path: path.read_bytes() for path in first.run_dir.rglob("*") if path.is_file()}
-    again = finish(start(first.run_dir, *SHIPPED[TASK], "trainer.max_steps=3"), first.run_dir)
-    assert again.returncode == 2 and "already holds a run" in said(again) and "ckpt_path=last" in said(again)
-    after = {path: path.read_bytes() for path in first.run_dir.rglob("*") if path.is_file()}
-    assert after == before
+def files_of(run_dir: Path) -> dict[Path, bytes]:
+    """Every file of a run but its lock (which names the last process that held the directory)."""
+    return {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file() and path.name != LOCK_NAME}
+
+
+def test_a_refused_start_changes_nothing_in_the_run(tmp_path, shared_runs):
+    """Each kind of refusal, byte for byte on every file of the run. The last two are refused inside
+    trainer.fit, after Hydra and the loggers have started: neither may write there."""
+    common = [*SHIPPED[TASK], "trainer.max_steps=6"]
+    first = shared_runs.copy(shared_runs.get("fit", *common), tmp_path / "run")
+    before = files_of(first.run_dir)
+    refusals = {
+        "another run": (common, ["already holds a run", "ckpt_path=last"]),
+        "another horizon": (
+            [*SHIPPED[TASK], "trainer.max_steps=12", "ckpt_path=last"],
+            ["schedule spans 6 optimizer steps", "give 12"],
+        ),
+        "another global batch": ([*common, "data.global_batch_size=32", "ckpt_path=last"], ["was 16 and is now 32"]),
+    }
+    for name, (overrides, fragments) in refusals.items():
+        log = tmp_path / f"{name}.log"
+        refused = finish(start(first.run_dir, *overrides, log=log), first.run_dir, log=log)
+        assert refused.returncode == 2, f"{name}: {refused.output[-3000:]}"
+        assert all(fragment in said(refused) for fragment in fragments), f"{name}: {said(refused)[-2000:]}"
+        assert files_of(first.run_dir) == before, f"{name} changed the run"
+
+
+def test_a_start_that_fails_in_fit_leaves_no_run_and_the_corrected_command_starts_there(tmp_path, shared_runs):
+    """Refused inside trainer.fit (a checkpoint of another global batch): no file but the lock is left (the
+    loggers' empty folders, made by Lightning's setup, may stay)."""
+    other = shared_runs.get("fit", *SHIPPED[TASK], "trainer.max_steps=6").run_dir / "checkpoints" / "last.ckpt"
+    run_dir = tmp_path / "run"
+    failed = finish(start(run_dir, *SHIPPED[TASK], "data.global_batch_size=32", f"ckpt_path={other}"), run_dir)
+    assert failed.returncode == 2 and "is now 32" in said(failed)
+    assert [path for path in run_dir.rglob("*") if path.is_file()] == [run_dir / LOCK_NAME]
+    corrected = run_to_end(run_dir, *SHIPPED[TASK], "data.global_batch_size=32", "trainer.max_steps=2")
+    assert corrected.summary()["global_steps"] == 2
+
+
+def test_a_second_fit_in_a_directory_a_fit_holds_is_refused_naming_it(tmp_path):
+    """Two resumes of one run: the second is refused while the first holds the directory (stopped with
+    SIGSTOP, so the first cannot end before the second looks), and the first then finishes alone."""
+    run_dir, common = tmp_path / "run", [*SHIPPED[TASK], "trainer.max_steps=6", "ckpt_path=last"]
+    first = start(run_dir, *common, log=tmp_path / "first.log")
+    deadline = time.monotonic() + 300
+    while f'"pid": {first.pid}' not in ((run_dir / LOCK_NAME).read_text() if (run_dir / LOCK_NAME).exists() else ""):
+        assert first.poll() is None and time.monotonic() < deadline, "the first fit never took the lock"
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGSTOP)
+    try:
+        second = finish(start(run_dir, *common, log=tmp_path / "second.log"), run_dir, log=tmp_path / "second.log")
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
+    assert second.returncode == 2, second.output[-3000:]
+    assert "is in use by `fit " in said(second) and f"(pid {first.pid} on " in said(second)
+    done = finish(first, run_dir, log=tmp_path / "first.log")
+    assert done.returncode == 0, done.output[-3000:]
+    assert done.summary()["global_steps"] == 6
 
 
 def test_ckpt_path_last_without_a_checkpoint_starts_from_scratch_and_says_so(tmp_path):
@@ -317,20 +381,18 @@ def test_ckpt_path_last_without_a_checkpoint_starts_from_scratch_and_says_so(tmp
     assert run.summary()["global_steps"] == 2 and run.summary()["resumed_from"] is None
 
 
-def test_resuming_with_another_schedule_horizon_is_refused(tmp_path):
-    first = run_to_end(tmp_path / "run", *SHIPPED[TASK], "trainer.max_steps=6")
-    longer = finish(start(first.run_dir, *SHIPPED[TASK], "trainer.max_steps=12", "ckpt_path=last"), first.run_dir)
-    assert longer.returncode == 2
-    assert "schedule spans 6 optimizer steps" in said(longer) and "give 12" in said(longer)
-
-
-def test_a_validation_at_the_final_step_is_ranked_among_the_best(tmp_path):
-    """Two epochs, validated at the end of each: the second validation is at the run's final step."""
-    common = [*SHIPPED[TASK], "trainer.max_steps=-1", "trainer.max_epochs=2", "trainer.val_check_interval=1.0"]
+@pytest.mark.parametrize("task", SHAPE_TASKS)
+@pytest.mark.parametrize(
+    "saves", [[], ["callbacks.model_checkpoint.every_n_train_steps=1"]], ids=["default", "periodic"]
+)
+def test_a_validation_at_the_final_step_is_ranked_among_the_best(tmp_path, saves, task):
+    """Two epochs, validated at the end of each: the second validation is at the run's final step. With
+    periodic saves too (Lightning's own checkpoint then ranked nothing, and the test used the last weights)."""
+    common = [*SHIPPED[task], "trainer.max_steps=-1", "trainer.max_epochs=2", "trainer.val_check_interval=1.0", *saves]
     run = run_to_end(
         tmp_path / "run", *common, "trainer.check_val_every_n_epoch=1", "callbacks.model_checkpoint.save_top_k=2"
     )
-    config = compose_fit(SHIPPED[TASK])
+    config = compose_fit(SHIPPED[task])
     best = max if config.monitor_mode == "max" else min
     scores = {int(row["step"]) + 1: float(row[config.monitor]) for row in run.metrics() if row.get(config.monitor)}
     summary = run.summary()

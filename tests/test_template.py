@@ -19,7 +19,7 @@ import pytest
 import tomllib
 import yaml
 
-from conftest import DEFAULT_TASK, ROOT
+from conftest import DEFAULT_TASK, ROOT, SWEEPS_VALIDATOR
 
 sys.path.insert(0, str(ROOT / "template"))
 from bake import (
@@ -174,6 +174,7 @@ def project_python(project: Path) -> Path:
     python = venv / "bin" / "python"
     pip = [sys.executable, "-m", "pip", "--python", str(python)]  # this pip, installing into that environment
     subprocess.run([*pip, "install", "--quiet", "--no-deps", "-e", str(project)], check=True)
+    (venv / SWEEPS_VALIDATOR.name).symlink_to(SWEEPS_VALIDATOR)
     return python
 
 

@@ -65,6 +65,7 @@ CASES = [
     ("fit", ["ckpt_path={missing}"], ["does not exist"], True),
     ("fit", ["ckpt_path={trained_run}"], ["is a directory"], True),
     ("fit", [*TINY, _reshaping_override(), "ckpt_path={trained_ckpt}"], ["differ in shape"], True),
+    ("fit", ["hydra.run.dir={a_file}/run"], ["hydra.run.dir=", "cannot be used as a run directory"], True),
     ("tune", ["seed=abc"], ["seed=abc"], False),
     ("evaluate", ["ckpt_path={missing}"], ["ckpt_path=", "does not exist"], True),
     ("evaluate", ["ckpt_path={trained_ckpt}", "split=train"], ["split"], True),
@@ -112,12 +113,14 @@ def runs_console_script(command: str, arguments: list[str], writes: bool) -> boo
 def test_each_mistake_exits_2_with_one_paragraph_naming_it(
     command, arguments, fragments, writes, tmp_path, request, capsys
 ):
-    places = {"missing": str(tmp_path / "no-such-file.ckpt")}
+    (tmp_path / "a-file").write_text("not a folder\n")
+    places = {"missing": str(tmp_path / "no-such-file.ckpt"), "a_file": str(tmp_path / "a-file")}
     if any("{trained_" in argument for argument in arguments):
         run_dir = request.getfixturevalue("fitted")().run_dir  # read, never written: the cases are refused
         places |= {"trained_run": str(run_dir), "trained_ckpt": str(run_dir / "checkpoints" / "last.ckpt")}
     run_dir = tmp_path / "run"
-    given_dir = [] if command in ("evaluate", "predict") else [f"hydra.run.dir={run_dir}"]
+    chooses_dir = command in ("evaluate", "predict") or any(a.startswith("hydra.run.dir=") for a in arguments)
+    given_dir = [] if chooses_dir else [f"hydra.run.dir={run_dir}"]
     line = [*[a.format(**places) for a in arguments], *given_dir]
     if runs_console_script(command, arguments, writes):
         run = console_script(command, *line, check=False)

@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.model_helpers import is_overridden
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from lightning_template.checkpointing import CONTINUE, ResumePoint, resolve_resume_point
 from lightning_template.checkpointing.foreign_weights import refuse_foreign_weights
@@ -25,11 +25,12 @@ from lightning_template.command_line.hydra_command import hydra_command
 from lightning_template.command_line.tables import print_summary
 from lightning_template.files.atomic import atomic_write_text
 from lightning_template.runs.assembly import Run, build_run
+from lightning_template.runs.run_record import RunRecord
 from lightning_template.runs.split_metrics import scalar, split_metrics
 
 
 def _start(cfg: DictConfig, run: Run, output_dir: Path) -> ResumePoint | None:
-    """Find what the run resumes from, then record its config and open its logs (continued when resuming)."""
+    """Find what the run resumes from; its config and logs are written once training starts (RunRecord)."""
     trainer = run.trainer
     resume = resolve_resume_point(cfg.get("ckpt_path"), output_dir, check_run_dir=trainer.is_global_zero)
     if resume is not None:
@@ -40,13 +41,7 @@ def _start(cfg: DictConfig, run: Run, output_dir: Path) -> ResumePoint | None:
             f"ckpt_path=last looked in {output_dir}, a new timestamped directory: to continue an earlier run,"
             " give its directory as hydra.run.dir=<run dir>."
         )
-    if trainer.is_global_zero:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
-    for logger in trainer.loggers:
-        if resume is not None and hasattr(logger, "continue_from"):
-            logger.continue_from(resume.global_step)
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    trainer.callbacks.append(RunRecord(cfg, output_dir, resume.global_step if resume else 0))
     return resume
 
 

@@ -67,7 +67,9 @@ def newest_resume_point(run_dir: Path) -> ResumePoint | None:
 
 
 def holds_a_run(run_dir: Path) -> bool:
-    return (run_dir / "config.yaml").is_file() or any((run_dir / "checkpoints").glob("*.ckpt"))
+    """A checkpoint or a finished run's summary; what a start that failed before its first checkpoint
+    left (config, logs) does not count: the corrected command starts there."""
+    return (run_dir / "summary.json").is_file() or any((run_dir / "checkpoints").glob("*.ckpt"))
 
 
 def resolve_resume_point(ckpt_path: str | None, run_dir: Path, check_run_dir: bool = True) -> ResumePoint | None:
@@ -97,6 +99,6 @@ def refuse_a_second_run(run_dir: Path, resume_from: ResumePoint | None) -> None:
     continues_it = resume_from is not None and resume_from.path.resolve().is_relative_to(run_dir.resolve())
     if holds_a_run(run_dir) and not continues_it:
         raise UserError(
-            f"hydra.run.dir={run_dir} already holds a run (its config.yaml or checkpoints): continue it with"
+            f"hydra.run.dir={run_dir} already holds a run (its checkpoints or summary.json): continue it with"
             " ckpt_path=last, or give this run another hydra.run.dir. Nothing was changed there."
         )

@@ -44,6 +44,8 @@ class RunCheckpoint(ModelCheckpoint):
       so a validation at the final step never became the best checkpoint). When a
       validation follows the step, the resume point waits for its end: Lightning skips
       a validation it finds due right after the checkpointed step.
+    * With ``every_n_train_steps`` and a ``monitor``, the top-k are still ranked at every
+      validation (Lightning turns that off when ``every_n_train_steps`` is set).
     * Nothing is saved at the end of an epoch cut short (Lightning would record the
       epoch as finished, and a resume would skip its rest), nor inside an accumulation
       window (a half-accumulated gradient is not in a checkpoint).
@@ -51,6 +53,10 @@ class RunCheckpoint(ModelCheckpoint):
 
     def __init__(self, *args: Any, enable_version_counter: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, enable_version_counter=enable_version_counter, **kwargs)
+        if self._every_n_train_steps >= 1 and self.monitor is not None:
+            # Lightning then ranks the top-k only at those steps, on a stale metric, and never at a
+            # validation: no best checkpoint at all, and the test ran on the last weights
+            self._every_n_epochs = 1
         # a save waiting for the validation that follows its step: None, or whether it is a periodic one
         self._due_after_validation: bool | None = None
         self._last_written_at: int | None = None  # the step of the newest last.ckpt

@@ -1,4 +1,4 @@
-"""Refuse a run directory that holds another run before Hydra writes anything into it."""
+"""Take the run directory's lock, and refuse one that holds another run, before Hydra writes anything into it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightning_template.checkpointing.locate import CONTINUE, read_resume_point, refuse_a_second_run
 from lightning_template.errors import EXIT_USER_ERROR, UserError, print_paragraph
+from lightning_template.files.directory_lock import hold_run_directory
 
 
 def _is_first_process() -> bool:
@@ -20,18 +21,25 @@ def _is_first_process() -> bool:
 
 
 class RunDirGuard(Callback):
-    """Hydra writes ``.hydra/`` and the job log into the run directory before ``fit`` starts; check it first.
+    """Before Hydra creates the run directory: hold its lock for the process's life, and refuse another run there.
 
-    ``fit`` checks again once its Trainer knows the ranks (for launchers that start
-    every rank at once); this check only keeps Hydra's own files of the first run.
+    The first process of a command (not a DDP rank above 0) holds the lock. ``fit`` checks
+    for another run again once its Trainer knows the ranks (for launchers that start every
+    rank at once).
     """
 
+    def __init__(self, shared: bool = False) -> None:
+        self.shared = shared  # the commands that use a trained run share it (files/directory_lock.py)
+
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        ckpt_path = OmegaConf.select(config, "ckpt_path")
-        if ckpt_path == CONTINUE or not _is_first_process():
+        if not _is_first_process():
             return
+        ckpt_path = OmegaConf.select(config, "ckpt_path")
         try:
             run_dir = Path(config.hydra.run.dir)
+            hold_run_directory(run_dir, shared=self.shared)
+            if ckpt_path == CONTINUE:
+                return
             refuse_a_second_run(run_dir, None if ckpt_path is None else read_resume_point(Path(ckpt_path)))
         except UserError as err:
             print_paragraph("Error", str(err))

@@ -26,8 +26,9 @@ from omegaconf import DictConfig, OmegaConf
 from lightning_template.batching.data_description import DataDescription
 from lightning_template.checkpointing.foreign_weights import refuse_foreign_weights
 from lightning_template.errors import UserError
+from lightning_template.runs.run_record import HYDRA_FILES
 
-SAVED_OVERRIDES = Path(".hydra") / "overrides.yaml"
+SAVED_OVERRIDES = Path(HYDRA_FILES) / "overrides.yaml"
 
 
 def _key(override: str) -> str:

@@ -1,0 +1,44 @@
+"""What a run directory records of the command that trained it, written once training has really started."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as L
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from lightning_template.files.atomic import atomic_write_text
+
+HYDRA_FILES = ".hydra"  # the folder Hydra would write (hydra.output_subdir), read by evaluate/predict/export
+
+
+class RunRecord(Callback):
+    """At the start of training: the run's config.yaml and ``.hydra/`` files, and the loggers told where it stands.
+
+    Not earlier: ``fit`` refuses some starts inside ``trainer.fit`` (a checkpoint whose data
+    position or weights do not fit), and a refused start must leave an existing run exactly
+    as it was; a start that fails before training must leave nothing that makes its folder
+    look like a run. So Hydra does not write into the run directory itself
+    (``hydra.output_subdir: null``, console logging only); this callback writes what it would.
+    """
+
+    def __init__(self, cfg: DictConfig, output_dir: Path, resumed_step: int) -> None:
+        self.cfg, self.output_dir, self.resumed_step = cfg, output_dir, resumed_step
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for logger in trainer.loggers:
+            if hasattr(logger, "continue_from"):  # rows of an attempt past the checkpoint (or of a failed start)
+                logger.continue_from(self.resumed_step)
+            logger.log_hyperparams(OmegaConf.to_container(self.cfg, resolve=True))
+        if not trainer.is_global_zero:
+            return
+        atomic_write_text(self.output_dir / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
+        if HydraConfig.initialized():
+            hydra = HydraConfig.get()
+            folder = self.output_dir / HYDRA_FILES
+            folder.mkdir(exist_ok=True)
+            atomic_write_text(folder / "config.yaml", OmegaConf.to_yaml(self.cfg))
+            atomic_write_text(folder / "hydra.yaml", OmegaConf.to_yaml({"hydra": hydra}))
+            atomic_write_text(folder / "overrides.yaml", OmegaConf.to_yaml(hydra.overrides.task))
