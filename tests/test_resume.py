@@ -206,6 +206,27 @@ def test_a_stop_signal_saves_at_a_step_and_the_run_continues_exactly(tmp_path, s
     assert identical(reference, weights(run_dir))
 
 
+def test_a_stop_signal_before_training_ends_with_75_and_one_line_and_blocks_nothing(tmp_path):
+    """Half a second in (importing torch), and once set up (the batch layout said, before the first step)."""
+    run_dir = tmp_path / "run"
+    for moment, stop in (("importing", signal.SIGTERM), ("set up", signal.SIGINT)):
+        log = tmp_path / f"{moment}.log"
+        proc = start(run_dir, *SHIPPED[TASK], "trainer.max_steps=2", log=log)
+        if moment == "importing":
+            time.sleep(0.5)
+        else:
+            deadline = time.monotonic() + 300
+            while "Batch layout:" not in log.read_text():
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.05)
+        proc.send_signal(stop)
+        stopped = finish(proc, run_dir, log=log)
+        assert stopped.returncode == EXIT_STOPPED, f"{moment}: {stopped.output[-3000:]}"
+        assert said(stopped).count(f"Stopped: {stop.name} received") == 1 and "Traceback" not in stopped.output
+    assert not (run_dir / "checkpoints").exists()
+    assert run_to_end(run_dir, *SHIPPED[TASK], "trainer.max_steps=2").summary()["global_steps"] == 2
+
+
 def test_sigusr1_under_slurm_requeues_the_job_after_saving(tmp_path):
     """SLURM's time-limit warning: save at a step, then `scontrol requeue <job id>` (a stand-in scontrol here)."""
     bin_dir, calls = tmp_path / "bin", tmp_path / "scontrol.calls"

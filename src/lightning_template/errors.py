@@ -11,11 +11,11 @@ from typing import Any, TypeVar
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from lightning_template.stop_before_training import EXIT_STOPPED
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_USER_ERROR = 2
-# sysexits' EX_TEMPFAIL, "try again later": the run stopped on a signal and saved where to continue from
-EXIT_STOPPED = 75
 
 
 class UserError(Exception):
