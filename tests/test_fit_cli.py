@@ -6,6 +6,7 @@ an unknown experiment, in test_user_errors.py.)
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,22 @@ def test_corrupt_checkpoint_is_refused_before_training(fit, tmp_path):
     run = fit(*TINY, f"ckpt_path={bad}", check=False)
     expect_user_error(run, "could not be read as a checkpoint")
     assert not (run.run_dir / "checkpoints").exists()
+
+
+def test_a_run_records_the_code_and_environment_that_trained_it(fitted):
+    """provenance.json: the checkout's commit and state as git reports them (or why there is none), the versions."""
+    run_dir = fitted().run_dir
+    (attempt,) = json.loads((run_dir / "provenance.json").read_text())["attempts"]
+    assert attempt["from_step"] == 0 and attempt["command"].startswith("fit ") and attempt["world_size"] == 1
+    assert attempt["versions"]["torch"] == torch.__version__
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    code = attempt["code"]
+    if head.returncode != 0:  # a project baked but not yet committed
+        assert code["commit"] is None and "not a git checkout" in code["why"]
+        return
+    assert code["commit"] == head.stdout.strip()
+    if code.get("diff_file"):
+        assert (run_dir / code["diff_file"]).read_text().startswith("diff --git")
+    else:
+        changes = subprocess.run(["git", "-C", str(ROOT), "diff", "HEAD"], capture_output=True, text=True).stdout
+        assert changes == "" or ".py" not in changes  # no source change went unrecorded

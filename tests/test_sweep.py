@@ -27,6 +27,7 @@ from conftest import TASK, TINY, run_module
 
 SHORT = [*TINY, "trainer.max_epochs=2", "trainer.val_check_interval=1.0"]
 SHIPPED = load_spec(TASK)  # the project's first task's sweep file, configs/sweep/<task>.yaml
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def sweep(sweep_dir: Path, config: str, *args: str, check: bool = True):
@@ -49,7 +50,8 @@ def write_sweep(path: Path, parameters: dict) -> Path:
 def test_sweep_finishes_prints_the_best_and_resumes_in_parallel(tmp_path):
     first = sweep(tmp_path, TASK, "--n-trials", "4", *SHORT)
     study = load(tmp_path, SHIPPED.name)
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    # the shipped pruner may stop a trailing trial (whether it does depends on the task's numbers)
+    assert all(t.state in FINISHED for t in study.trials) and len(study.trials) == 4
     best = study.best_trial
     assert f"Best trial {best.number}: {SHIPPED.metric} = {best.value:.6g}" in first.stdout
     assert f"model.optimizer.lr={best.params['model.optimizer.lr']}" in first.stdout  # the command to train it
@@ -57,7 +59,7 @@ def test_sweep_finishes_prints_the_best_and_resumes_in_parallel(tmp_path):
     # the same command again, two more trials on two workers: one study of six
     sweep(tmp_path, TASK, "--n-trials", "2", "--workers", "2", *SHORT)
     trials = load(tmp_path, SHIPPED.name).trials
-    assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert len(trials) == 6 and all(t.state in FINISHED for t in trials)
     new = trials[4:]
     assert new[0].datetime_start < new[1].datetime_complete and new[1].datetime_start < new[0].datetime_complete
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 6  # a resumed sampler does not repeat itself
@@ -72,7 +74,12 @@ def test_sweep_finishes_prints_the_best_and_resumes_in_parallel(tmp_path):
         assert config["model"]["optimizer"]["lr"] == trial.params["model.optimizer.lr"]
         logged = re.search(r"Learning rate: (\S+) ", (run_dir / "fit.log").read_text()).group(1)
         assert float(table[trial.number]["lr used"]) == pytest.approx(float(logged), rel=1e-4)
-        assert float(table[trial.number][SHIPPED.metric]) == pytest.approx(trial.value)
+        final = (
+            trial.value
+            if trial.state == TrialState.COMPLETE
+            else trial.intermediate_values[max(trial.intermediate_values)]
+        )
+        assert float(table[trial.number][SHIPPED.metric]) == pytest.approx(final)
 
 
 @pytest.mark.slow

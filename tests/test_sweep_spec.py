@@ -22,9 +22,11 @@ from lightning_template.training.declared_metrics import validation_metrics
 from conftest import TASK, console_script, expect_user_error
 
 COMMAND = ["${env}", "${interpreter}", "-m", "lightning_template.fit", "${args_no_hyphens}"]
+SHIPPED_FIT = compose_fit([f"experiment={TASK}"])
+GOAL = "maximize" if SHIPPED_FIT.monitor_mode == "max" else "minimize"
 VALID = {
     "method": "bayes",
-    "metric": {"name": "val/acc", "goal": "maximize"},
+    "metric": {"name": SHIPPED_FIT.monitor, "goal": GOAL},
     "parameters": {
         "data.global_batch_size": {"values": [64, 128]},
         "model.optimizer.lr": {"distribution": "log_uniform_values", "min": 0.01, "max": 1.0},
@@ -50,7 +52,7 @@ def test_valid_file_reads_constants_and_searched_parameters():
     assert spec.fixed == {"experiment": TASK, "trainer.max_epochs": 2}
     assert [p.name for p in spec.searched] == ["data.global_batch_size", "model.optimizer.lr"]
     assert spec.searched[1].log and spec.searched[0].choices == (64, 128)
-    assert spec.name == "sweep" and spec.metric == "val/acc" and spec.goal == "maximize"
+    assert spec.name == "sweep" and spec.metric == SHIPPED_FIT.monitor and spec.goal == GOAL
 
 
 def test_overrides_are_what_wandbs_agent_passes():

@@ -32,11 +32,13 @@ def _typed_tiny_key() -> str:
     )
 
 
-def _reshaping_override() -> str:
-    """The tiny experiment's first network size, doubled: the same network with other weight shapes."""
-    override = next(o for o in TINY if o.startswith("model.net.") and any(c.isdigit() for c in o))
-    key, value = override.split("=", 1)
-    return f"{key}=" + re.sub(r"\d+", lambda m: str(2 * int(m.group())), value)
+def _reshaping_overrides() -> list[str]:
+    """The tiny experiment's network sizes, all doubled (so that sizes that must agree still do): the same
+    network with other weight shapes."""
+    sizes = [o for o in TINY if o.startswith("model.net.") and any(c.isdigit() for c in o)]
+    return [
+        f"{o.split('=', 1)[0]}=" + re.sub(r"\d+", lambda m: str(2 * int(m.group())), o.split("=", 1)[1]) for o in sizes
+    ]
 
 
 OTHER_TASK = next((task for task in TINY_BY_TASK if task != TASK), None)
@@ -64,7 +66,7 @@ CASES = [
     ("fit", ["monitor=val/accuracy"], ["monitor=val/accuracy", "logs"], False),
     ("fit", ["ckpt_path={missing}"], ["does not exist"], True),
     ("fit", ["ckpt_path={trained_run}"], ["is a directory"], True),
-    ("fit", [*TINY, _reshaping_override(), "ckpt_path={trained_ckpt}"], ["differ in shape"], True),
+    ("fit", [*TINY, *_reshaping_overrides(), "ckpt_path={trained_ckpt}"], ["differ in shape"], True),
     ("fit", ["hydra.run.dir={a_file}/run"], ["hydra.run.dir=", "cannot be used as a run directory"], True),
     ("tune", ["seed=abc"], ["seed=abc"], False),
     ("evaluate", ["ckpt_path={missing}"], ["ckpt_path=", "does not exist"], True),

@@ -23,6 +23,7 @@ from lightning_template.command_line.tables import print_table
 from lightning_template.errors import UserError
 from lightning_template.files.atomic import atomic_write_text
 from lightning_template.runs.assembly import build_run
+from lightning_template.runs.provenance import describe_code
 from lightning_template.runs.split_metrics import SPLITS, split_metrics
 from lightning_template.runs.trained import open_checkpoint, with_run_overrides
 
@@ -50,7 +51,9 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
     if run.trainer.is_global_zero:
         output = Path(cfg.paths.output_dir) / "eval.json"
         atomic_write_text(output, json.dumps(result, indent=2) + "\n")
-        print_table(f"evaluate: {cfg.split}", {**metrics, "checkpoint": result["checkpoint"], "written to": output})
+        code = describe_code(Path(cfg.paths.output_dir))
+        rows = {**metrics, "checkpoint": result["checkpoint"], **({"trained by code": code} if code else {})}
+        print_table(f"evaluate: {cfg.split}", {**rows, "written to": output})
     return result
 
 

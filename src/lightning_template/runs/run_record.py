@@ -10,12 +10,14 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_template.files.atomic import atomic_write_text
+from lightning_template.runs.provenance import record_attempt
 
 HYDRA_FILES = ".hydra"  # the folder Hydra would write (hydra.output_subdir), read by evaluate/predict/export
 
 
 class RunRecord(Callback):
-    """At the start of training: the run's config.yaml and ``.hydra/`` files, and the loggers told where it stands.
+    """At the start of training: the run's config.yaml, ``.hydra/`` files and provenance, and the loggers told
+    where the run stands.
 
     Not earlier: ``fit`` refuses some starts inside ``trainer.fit`` (a checkpoint whose data
     position or weights do not fit), and a refused start must leave an existing run exactly
@@ -35,6 +37,7 @@ class RunRecord(Callback):
         if not trainer.is_global_zero:
             return
         atomic_write_text(self.output_dir / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
+        record_attempt(self.output_dir, trainer.world_size, self.resumed_step)
         if HydraConfig.initialized():
             hydra = HydraConfig.get()
             folder = self.output_dir / HYDRA_FILES

@@ -12,6 +12,7 @@ from abc import abstractmethod
 
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from lightning_template.batching.data_description import DataDescription
@@ -108,6 +109,7 @@ class TextDataModule(GlobalBatchDataModule):
             seed=self.seed,
             variable_bptt=self.variable_bptt,
         )
+        rank_zero_info(f"Training data: {sampler.describe()}")
         return self.resumable_loader(self.datasets["train"], sampler)
 
     def _streams_loader(self, split: str) -> DataLoader:

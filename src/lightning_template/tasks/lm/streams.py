@@ -140,6 +140,14 @@ class StreamBatchSampler(EpochPosition):
     def __len__(self) -> int:
         return self.num_windows * self.layout.accumulate_grad_batches
 
+    def describe(self) -> str:
+        """What an epoch holds, for the run log."""
+        windows = "windows of about" if self.variable_bptt else "windows of"
+        return (
+            f"{self.layout.global_batch_size} streams of {self.stream_length} tokens per epoch, read in"
+            f" {self.num_windows} {windows} {self.bptt} tokens (one optimizer step each)"
+        )
+
     def fingerprint(self) -> dict[str, int]:
         return {
             "seed": self.seed,
