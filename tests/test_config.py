@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 
 import pytest
 from hydra.core.hydra_config import HydraConfig
@@ -11,6 +12,7 @@ from omegaconf import OmegaConf, open_dict
 
 from lightning_template.batching.data_description import DataDescription
 from lightning_template.command_line.hydra_command import compose_fit
+from lightning_template.errors import UserError
 
 from conftest import CONFIG_DIR, DEFAULT_TASK, ROOT, TASK
 
@@ -131,3 +133,27 @@ def test_run_directory_defaults_to_runs_experiment_date():
     job = resolved(cfg)
     assert cfg.hydra.run.dir.startswith(f"runs/{DEFAULT_TASK}/20")
     assert job["experiment_name"] == DEFAULT_TASK and job["paths"]["data_dir"].startswith("data")
+
+
+def _net_size_cases() -> list[tuple[str, str, object]]:
+    """Every size, list of sizes and dropout of every experiment's network, with a value it cannot take."""
+    cases = []
+    for experiment in EXPERIMENTS:
+        net = compose_fit([f"experiment={experiment}"]).model.net
+        for key, value in net.items():
+            if key == "dropout":
+                cases.append((experiment, key, 1.0))
+            elif isinstance(value, int) and not isinstance(value, bool):
+                cases.append((experiment, key, 0))
+            elif OmegaConf.is_list(value) and all(isinstance(v, int) for v in value):
+                cases.append((experiment, key, []))
+    return cases
+
+
+@pytest.mark.parametrize(("experiment", "key", "bad"), _net_size_cases())
+def test_a_network_size_it_cannot_be_built_from_is_a_user_error_naming_it(experiment, key, bad):
+    """Checked where the network is built (the command then prints one paragraph and exits 2)."""
+    factory = instantiate(compose_fit([f"experiment={experiment}"]).model.net, **{key: bad})
+    first = next(iter(inspect.signature(factory.func).parameters))  # num_classes or vocab_size: from the data
+    with pytest.raises(UserError, match=rf"model\.net\.{key}="):
+        factory(**{first: 4})

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lightning_template import evaluate
 from lightning_template.runs.trained import with_run_overrides
 
 from conftest import TASK, TINY_BY_TASK, console_script, expect_user_error
@@ -25,6 +26,19 @@ def test_the_runs_overrides_come_first_and_the_users_replace_them(tmp_path):
     assert with_run_overrides(argv) == argv  # a DDP process, started with this command line, adds nothing
     assert with_run_overrides(["experiment=y", user[2]]) == [f'hydra.run.dir="{tmp_path}"', "experiment=y", user[2]]
     assert with_run_overrides(["ckpt_path=/elsewhere/last.ckpt"]) == ["ckpt_path=/elsewhere/last.ckpt"]
+
+
+@pytest.mark.parametrize("damage", ["key: [unclosed\n", "just a word\n", b"\xff\xfe"])
+def test_a_damaged_overrides_file_is_one_paragraph_naming_it(tmp_path, capsys, damage):
+    """Read before Hydra runs, by the command line's rewrite (the run's overrides go first)."""
+    saved = tmp_path / ".hydra" / "overrides.yaml"
+    saved.parent.mkdir()
+    saved.write_bytes(damage if isinstance(damage, bytes) else damage.encode())
+    with pytest.raises(SystemExit) as exited:
+        evaluate.main.check_arguments([f"ckpt_path={tmp_path / 'checkpoints' / 'last.ckpt'}"])
+    assert exited.value.code == 2
+    error = " ".join(capsys.readouterr().err.split())
+    assert f"{saved} is damaged" in error and "experiment=<name>" in error
 
 
 def _evaluated(run, *overrides: str) -> dict[str, float]:

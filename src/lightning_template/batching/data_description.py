@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lightning_template.errors import UserError
+
 
 @dataclass(frozen=True)
 class DataDescription:
@@ -26,6 +28,13 @@ class DataDescription:
     classes: tuple[str, ...] = ()
     vocabulary: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.classes) == 1:  # every classifier, whatever its data: refused before a network is built
+            raise UserError(
+                f"The data has one class ({self.classes[0]!r}): a classifier needs two or more. Check data.root"
+                " (one folder per class) or the split files, so that at least two classes have items."
+            )
 
     @property
     def num_classes(self) -> int:

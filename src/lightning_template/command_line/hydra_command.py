@@ -50,7 +50,7 @@ def hydra_command(
         def checked(arguments: list[str]) -> list[str]:
             """The arguments as Hydra will read them, composed and checked (a mistake exits with status 2)."""
             if argv is not None:
-                arguments = argv(arguments)
+                arguments = report_user_errors(argv)(arguments)
             report_user_errors(check_command_line)(str(CONFIG_DIR), config_name, arguments, check)
             return arguments
 

@@ -50,6 +50,23 @@ def run_dir_of(ckpt_path: Path) -> Path | None:
     return None
 
 
+def _saved_overrides(path: Path) -> list[str]:
+    """The overrides a run was composed from, as ``fit`` saved them; a damaged file is named."""
+    try:
+        saved = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        saved = err
+    if not (isinstance(saved, list) and all(isinstance(item, str) for item in saved)):
+        why = str(saved).splitlines()[0] if isinstance(saved, Exception) else "not a list of overrides"
+        raise UserError(
+            f"{path} is damaged ({why}): it should hold the overrides the run was trained with, one"
+            " `- key=value` per line."
+            " Restore it, or give the config by hand with experiment=<name>, the run's other overrides and"
+            " hydra.run.dir=<where to write>."
+        )
+    return saved
+
+
 def with_run_overrides(argv: list[str]) -> list[str]:
     """``argv`` with the checkpoint's run overrides before the user's, and that run's directory as the run dir.
 
@@ -65,7 +82,7 @@ def with_run_overrides(argv: list[str]) -> list[str]:
     if run_dir is None:
         return argv
     keys = {_key(arg) for arg in given}
-    saved = yaml.safe_load((run_dir / SAVED_OVERRIDES).read_text()) or []
+    saved = _saved_overrides(run_dir / SAVED_OVERRIDES)
     added = [override for override in saved if not _replaced(_key(override), keys)]
     if "hydra.run.dir" not in keys:
         added.append(f'hydra.run.dir="{run_dir}"')

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra.utils import instantiate
 
+from lightning_template.command_line.hydra_command import compose_fit
 from lightning_template.errors import UserError
+from lightning_template.runs.assembly import describe_data
 from lightning_template.tasks.video.folder import VideoFolderFrames, index_folder
 
 av = pytest.importorskip("av")
@@ -117,3 +120,16 @@ def test_fit_trains_on_a_video_folder_and_skips_corrupt_files(fit, tmp_path):
     assert "2 unreadable file(s) left out" in run.output
     summary = run.summary()
     assert summary["global_steps"] == 3 and "test/video_acc" in summary["test"]
+
+
+def test_a_folder_with_one_class_is_one_paragraph(tmp_path):
+    """A classifier needs two classes: refused when the data is described, before a network is built."""
+    root = tmp_path / "videos"
+    for i in range(3):
+        write_video(root / "left" / f"v{i}.mp4")
+    fractions = ["data.val_fraction=0.34", "data.test_fraction=0.34"]
+    cfg = compose_fit(
+        ["experiment=video_folder", f"data.root={root}", "data.frame_size=32", "data.clip_len=4", *fractions]
+    )
+    with pytest.raises(UserError, match=r"one class \('left'\): a classifier needs two or more"):
+        describe_data(instantiate(cfg.data))

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from lightning_template.nets.residual import BasicBlock, Norm, make_norm
+from lightning_template.nets.settings import check_dropout, check_sizes
 
 
 class SmallResNet(nn.Module):
@@ -24,6 +25,8 @@ class SmallResNet(nn.Module):
         dropout: float = 0.0,
         in_channels: int = 3,
     ) -> None:
+        check_sizes(widths=widths, in_channels=in_channels)
+        check_dropout(dropout)
         super().__init__()
         make_norm(norm, widths[0])  # fail early on an unknown norm
         self.stem = nn.Sequential(

@@ -6,6 +6,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from lightning_template.errors import UserError
+from lightning_template.nets.settings import check_dropout, check_sizes
 
 
 class PackedLSTM(nn.Module):
@@ -26,6 +27,8 @@ class PackedLSTM(nn.Module):
         dropout: float = 0.0,
         norm: str = "none",
     ) -> None:
+        check_sizes(embedding_size=embedding_size, hidden_size=hidden_size, num_layers=num_layers)
+        check_dropout(dropout)
         super().__init__()
         if norm not in ("none", "layer"):
             raise UserError(f"model.net.norm={norm!r} is not one of: none, layer (LayerNorm on the LSTM output).")

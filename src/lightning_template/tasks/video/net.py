@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_template.nets.residual import BasicBlock, Norm, make_norm
+from lightning_template.nets.settings import check_dropout, check_sizes
 
 
 class VideoNet(nn.Module):
@@ -29,6 +30,8 @@ class VideoNet(nn.Module):
         hidden_size: int = 64,
         dropout: float = 0.0,
     ) -> None:
+        check_sizes(widths=widths, grid=grid, hidden_size=hidden_size)
+        check_dropout(dropout)
         super().__init__()
         stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), make_norm(norm, widths[0]), nn.ReLU())
         blocks = [BasicBlock(c_in, c_out, 2, norm) for c_in, c_out in itertools.pairwise(widths)]

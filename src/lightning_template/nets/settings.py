@@ -1,0 +1,30 @@
+"""A network's sizes and rates checked where it is built, so a bad value is one paragraph naming its setting.
+
+The command line's check knows types, not what a network can be built from: an empty
+list of widths or a layer count of 0 has the right type and fails deep inside torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lightning_template.errors import UserError
+
+
+def check_sizes(**sizes: int | Sequence[int]) -> None:
+    """Each size 1 or more, each list of sizes non-empty (named as ``model.net.<name>``)."""
+    for name, value in sizes.items():
+        listed = not isinstance(value, int)
+        values = list(value) if listed else [value]
+        if not values or any(int(v) < 1 for v in values):
+            wanted = "a non-empty list of sizes, each 1 or more" if listed else "a size of 1 or more"
+            raise UserError(f"model.net.{name}={_shown(value)}: give {wanted}.")
+
+
+def check_dropout(dropout: float) -> None:
+    if not 0.0 <= dropout < 1.0:
+        raise UserError(f"model.net.dropout={dropout}: give a probability from 0 up to (not including) 1.")
+
+
+def _shown(value: int | Sequence[int]) -> str:
+    return str(value) if isinstance(value, int) else f"[{','.join(str(v) for v in value)}]"
