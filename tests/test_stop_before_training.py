@@ -17,7 +17,7 @@ from lightning_template.stop_before_training import PACKAGE, started_as_a_comman
         (["python", "-m", f"{PACKAGE}.fit", "trainer=ddp_cpu"], True),
         (["python", "-u", "-m", f"{PACKAGE}.evaluate", "ckpt_path=x"], True),
         (["python", "-m", "pytest", "-n", "2"], False),
-        (["python", "-m", f"{PACKAGE}.sweep", "cnn"], False),  # the sweep's trials are fit processes of their own
+        (["python", "-m", f"{PACKAGE}.sweep", "my_sweep"], False),  # the sweep's trials are fit processes of their own
         (["python", "my_script.py"], False),
         (["python", "-c", "import lightning_template"], False),
         ([], False),
