@@ -15,12 +15,16 @@ import re
 import string
 
 import pytest
+from hydra.core.hydra_config import HydraConfig
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from omegaconf import OmegaConf, open_dict
 
 from lightning_template.command_line.compose import check_command_line
+from lightning_template.command_line.hydra_command import compose_fit
 from lightning_template.command_line.settings import RULES, check_settings
-from lightning_template.errors import UserError
+from lightning_template.errors import UserError, _user_error_in
+from lightning_template.runs.assembly import build_run
 
 from conftest import CONFIG_DIR, ROOT, TASK, TINY, TINY_BY_TASK, Completed, console_script, expect_user_error
 
@@ -180,3 +184,62 @@ def test_null_is_taken_where_the_target_takes_none():
     check_command_line(str(CONFIG_DIR), "fit", ["callbacks.model_checkpoint.monitor=null"], check_settings)
     with pytest.raises(UserError, match=r"callbacks\.model_checkpoint\.mode=null"):
         check_command_line(str(CONFIG_DIR), "fit", ["callbacks.model_checkpoint.mode=null"], check_settings)
+
+
+def _numeric_settings(task: str) -> list[tuple[str, type]]:
+    """The numbers and lists of integers under ``data`` and ``model`` of the task's tiny experiment."""
+    found = []
+
+    def walk(node, prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}.{key}"
+            if str(key).startswith("_") or isinstance(value, bool):
+                continue
+            if OmegaConf.is_dict(value):
+                walk(value, name)
+            elif isinstance(value, (int, float)):
+                found.append((name, type(value)))
+            elif OmegaConf.is_list(value) and all(isinstance(v, int) for v in value):
+                found.append((name, list))
+
+    cfg = compose_fit(TINY_BY_TASK[task])
+    walk(cfg.data, "data")
+    walk(cfg.model, "model")
+    return found
+
+
+def _value(kind: type):
+    if kind is list:
+        return st.lists(st.integers(-1, 20), max_size=3).map(lambda v: "[" + ",".join(map(str, v)) + "]")
+    if kind is int:
+        return st.sampled_from([-1, 0, 1, 2, 3, 7, 100]).map(str)
+    return st.sampled_from([-1.0, 0.0, 0.5, 1.0, 2.0, 1e9]).map(str)
+
+
+@pytest.mark.slow  # about a second per example: a Trainer and the tiny data are built each time
+@pytest.mark.parametrize("task", sorted(TINY_BY_TASK))
+def test_generated_settings_build_a_run_or_are_one_paragraph(task):
+    """Any number or size a task's data or network takes, as a user might type it: the command line's check
+    refuses it, or the run is built (data described, network made, trainer set), or a UserError names it.
+    Never another exception, which the command would show as a traceback."""
+    settings_of_task = _numeric_settings(task)
+
+    @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(data=st.data())
+    def check(data) -> None:
+        key, kind = data.draw(st.sampled_from(settings_of_task))
+        overrides = [*TINY_BY_TASK[task], f"{key}={data.draw(_value(kind))}"]
+        try:
+            check_command_line(str(CONFIG_DIR), "fit", overrides, check_settings)
+            cfg = compose_fit(overrides)
+            cfg.hydra.runtime.output_dir = "/nonexistent/run"  # nothing is written: the run is only built
+            HydraConfig.instance().set_config(cfg)
+            job = cfg.copy()
+            with open_dict(job):
+                del job["hydra"]
+            build_run(job)
+        except Exception as err:
+            if _user_error_in(err) is None:
+                raise
+
+    check()

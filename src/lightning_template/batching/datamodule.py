@@ -73,6 +73,8 @@ class GlobalBatchDataModule(L.LightningDataModule):
         self.global_batch_size = global_batch_size
         self.micro_batch_size = micro_batch_size
         self.eval_batch_size = eval_batch_size
+        if seed < 0:  # numpy's generators take none
+            raise UserError(f"seed={seed} (data.seed): give a seed of 0 or more.")
         self.seed = seed
         self.shuffle = shuffle
         self.num_workers = num_workers

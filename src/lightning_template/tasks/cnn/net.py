@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from lightning_template.command_line.build_checks import check_dropout, check_sizes
 from lightning_template.nets.residual import BasicBlock, Norm, make_norm
-from lightning_template.nets.settings import check_dropout, check_sizes
 
 
 class SmallResNet(nn.Module):
@@ -25,7 +25,7 @@ class SmallResNet(nn.Module):
         dropout: float = 0.0,
         in_channels: int = 3,
     ) -> None:
-        check_sizes(widths=widths, in_channels=in_channels)
+        check_sizes("model.net", widths=widths, in_channels=in_channels)
         check_dropout(dropout)
         super().__init__()
         make_norm(norm, widths[0])  # fail early on an unknown norm

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from lightning_template.batching.data_description import DataDescription
 from lightning_template.batching.datamodule import FileDataModule, GlobalBatchDataModule
 from lightning_template.batching.loader import ResumableLoader
+from lightning_template.command_line.build_checks import check_sizes
 from lightning_template.errors import UserError
 from lightning_template.tasks.lm import corpus as corpora
 from lightning_template.tasks.lm.streams import EvalStreamSampler, StreamBatchSampler, TokenStreams
@@ -145,10 +146,26 @@ class SyntheticTextDataModule(TextDataModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self.sizes = {"train": num_train, "val": num_val, "test": num_test}
-        self.process = TopicProcess.create(
-            self.seed, vocab_size=vocab_size, num_chains=num_chains, num_topics=num_topics, mean_dwell=mean_dwell
+        check_sizes(
+            "data",
+            num_train=num_train,
+            num_val=num_val,
+            num_test=num_test,
+            vocab_size=vocab_size,
+            num_chains=num_chains,
+            num_topics=num_topics,
         )
+        self.sizes = {"train": num_train, "val": num_val, "test": num_test}
+        try:
+            self.process = TopicProcess.create(
+                self.seed, vocab_size=vocab_size, num_chains=num_chains, num_topics=num_topics, mean_dwell=mean_dwell
+            )
+        except ValueError as err:
+            raise UserError(
+                f"data.vocab_size={vocab_size}, data.num_chains={num_chains}, data.num_topics={num_topics} and"
+                f" data.mean_dwell={mean_dwell} do not make a topic corpus: {err}. Change them together (the"
+                " shipped values are 360, 3, 12 and 150)."
+            ) from err
 
     def load_splits(self) -> tuple[dict[str, np.ndarray], list[str]]:
         tokens = self.process.sample(sum(self.sizes.values()), self.seed)

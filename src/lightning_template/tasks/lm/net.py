@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from lightning_template.command_line.build_checks import check_dropout, check_sizes
 from lightning_template.errors import UserError
-from lightning_template.nets.settings import check_dropout, check_sizes
 
 Hidden = tuple[Tensor, Tensor]
 
@@ -23,7 +23,7 @@ class LSTMNet(nn.Module):
         tie_weights: bool = True,
         norm: str = "none",
     ) -> None:
-        check_sizes(embedding_size=embedding_size, hidden_size=hidden_size, num_layers=num_layers)
+        check_sizes("model.net", embedding_size=embedding_size, hidden_size=hidden_size, num_layers=num_layers)
         check_dropout(dropout)
         super().__init__()
         if norm not in ("none", "layer"):

@@ -24,6 +24,7 @@ from lightning_template.batching.datamodule import FileDataModule, GlobalBatchDa
 from lightning_template.batching.layout import BatchLayout
 from lightning_template.batching.loader import ResumableLoader
 from lightning_template.batching.sampler import EvalBatchSampler, SampleKey
+from lightning_template.command_line.build_checks import check_sizes
 from lightning_template.errors import UserError
 from lightning_template.tasks.sentences.corpus import SentenceCorpus, Sentences, read_sentence_folder
 from lightning_template.tasks.sentences.grouping import (
@@ -227,10 +228,25 @@ class SyntheticSentenceDataModule(SentenceDataModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self.sizes = {"train": num_train, "val": num_val, "test": num_test}
-        self.process = SentenceProcess.create(
-            self.seed, vocab_size=vocab_size, num_topics=num_topics, max_words=self.max_length - 1
+        check_sizes(
+            "data",
+            num_train=num_train,
+            num_val=num_val,
+            num_test=num_test,
+            vocab_size=vocab_size,
+            num_topics=num_topics,
         )
+        self.sizes = {"train": num_train, "val": num_val, "test": num_test}
+        try:
+            self.process = SentenceProcess.create(
+                self.seed, vocab_size=vocab_size, num_topics=num_topics, max_words=self.max_length - 1
+            )
+        except ValueError as err:
+            raise UserError(
+                f"data.vocab_size={vocab_size} and data.num_topics={num_topics} do not make a sentence corpus"
+                f" ({err}): each topic needs words of its own. Change them together (the shipped values are 2000"
+                " and 8)."
+            ) from err
 
     def load(self) -> SentenceCorpus:
         splits = {name: self.process.sample(count, seed=self.seed * 3 + i) for i, (name, count) in

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from lightning_template.command_line.build_checks import check_dropout, check_sizes
 from lightning_template.nets.residual import BasicBlock, Norm, make_norm
-from lightning_template.nets.settings import check_dropout, check_sizes
 
 
 class VideoNet(nn.Module):
@@ -30,7 +30,7 @@ class VideoNet(nn.Module):
         hidden_size: int = 64,
         dropout: float = 0.0,
     ) -> None:
-        check_sizes(widths=widths, grid=grid, hidden_size=hidden_size)
+        check_sizes("model.net", widths=widths, grid=grid, hidden_size=hidden_size)
         check_dropout(dropout)
         super().__init__()
         stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), make_norm(norm, widths[0]), nn.ReLU())

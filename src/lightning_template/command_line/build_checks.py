@@ -1,7 +1,8 @@
-"""A network's sizes and rates checked where it is built, so a bad value is one paragraph naming its setting.
+"""Settings checked where a network or a data set is built, so a bad value is one paragraph naming its setting.
 
-The command line's check knows types, not what a network can be built from: an empty
-list of widths or a layer count of 0 has the right type and fails deep inside torch.
+The command line's check knows types, not what a network or data set can be built from:
+an empty list of widths, a layer count of 0 or a split of no items has the right type and
+fails deep inside torch or numpy.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from collections.abc import Sequence
 from lightning_template.errors import UserError
 
 
-def check_sizes(**sizes: int | Sequence[int]) -> None:
-    """Each size 1 or more, each list of sizes non-empty (named as ``model.net.<name>``)."""
+def check_sizes(group: str, **sizes: int | Sequence[int]) -> None:
+    """Each size 1 or more, each list of sizes non-empty (named as ``<group>.<name>``)."""
     for name, value in sizes.items():
         listed = not isinstance(value, int)
         values = list(value) if listed else [value]
         if not values or any(int(v) < 1 for v in values):
             wanted = "a non-empty list of sizes, each 1 or more" if listed else "a size of 1 or more"
-            raise UserError(f"model.net.{name}={_shown(value)}: give {wanted}.")
+            raise UserError(f"{group}.{name}={_shown(value)}: give {wanted}.")
 
 
 def check_dropout(dropout: float) -> None:
