@@ -22,6 +22,12 @@ def check_sizes(group: str, **sizes: int | Sequence[int]) -> None:
             raise UserError(f"{group}.{name}={_shown(value)}: give {wanted}.")
 
 
+def checked_splits(train: int, val: int, test: int) -> dict[str, int]:
+    """The item counts of a generated data set's splits (``data.num_train/num_val/num_test``), each 1 or more."""
+    check_sizes("data", num_train=train, num_val=val, num_test=test)
+    return {"train": train, "val": val, "test": test}
+
+
 def check_dropout(dropout: float) -> None:
     if not 0.0 <= dropout < 1.0:
         raise UserError(f"model.net.dropout={dropout}: give a probability from 0 up to (not including) 1.")

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from lightning_template.batching.data_description import DataDescription
 from lightning_template.batching.datamodule import FileDataModule, GlobalBatchDataModule
 from lightning_template.batching.loader import ResumableLoader
-from lightning_template.command_line.build_checks import check_sizes
+from lightning_template.command_line.build_checks import check_sizes, checked_splits
 from lightning_template.errors import UserError
 from lightning_template.tasks.lm import corpus as corpora
 from lightning_template.tasks.lm.streams import EvalStreamSampler, StreamBatchSampler, TokenStreams
@@ -146,16 +146,8 @@ class SyntheticTextDataModule(TextDataModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        check_sizes(
-            "data",
-            num_train=num_train,
-            num_val=num_val,
-            num_test=num_test,
-            vocab_size=vocab_size,
-            num_chains=num_chains,
-            num_topics=num_topics,
-        )
-        self.sizes = {"train": num_train, "val": num_val, "test": num_test}
+        self.sizes = checked_splits(num_train, num_val, num_test)
+        check_sizes("data", vocab_size=vocab_size, num_chains=num_chains, num_topics=num_topics)
         try:
             self.process = TopicProcess.create(
                 self.seed, vocab_size=vocab_size, num_chains=num_chains, num_topics=num_topics, mean_dwell=mean_dwell

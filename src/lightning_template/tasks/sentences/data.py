@@ -24,7 +24,7 @@ from lightning_template.batching.datamodule import FileDataModule, GlobalBatchDa
 from lightning_template.batching.layout import BatchLayout
 from lightning_template.batching.loader import ResumableLoader
 from lightning_template.batching.sampler import EvalBatchSampler, SampleKey
-from lightning_template.command_line.build_checks import check_sizes
+from lightning_template.command_line.build_checks import check_sizes, checked_splits
 from lightning_template.errors import UserError
 from lightning_template.tasks.sentences.corpus import SentenceCorpus, Sentences, read_sentence_folder
 from lightning_template.tasks.sentences.grouping import (
@@ -228,15 +228,8 @@ class SyntheticSentenceDataModule(SentenceDataModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        check_sizes(
-            "data",
-            num_train=num_train,
-            num_val=num_val,
-            num_test=num_test,
-            vocab_size=vocab_size,
-            num_topics=num_topics,
-        )
-        self.sizes = {"train": num_train, "val": num_val, "test": num_test}
+        self.sizes = checked_splits(num_train, num_val, num_test)
+        check_sizes("data", vocab_size=vocab_size, num_topics=num_topics)
         try:
             self.process = SentenceProcess.create(
                 self.seed, vocab_size=vocab_size, num_topics=num_topics, max_words=self.max_length - 1
