@@ -23,6 +23,8 @@ from lightning_template.command_line.hydra_command import compose_fit
 from lightning_template.runs.task_inference import inference_for
 from lightning_template.runs.trained import TrainedModel, load_trained
 
+from warm_interpreter import WarmInterpreter, run_captured
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
 
@@ -31,6 +33,9 @@ CONFIG_DIR = ROOT / "configs"
 # processes reach it here.
 SWEEPS_VALIDATOR = Path(sys.prefix) / "sweeps-validator"
 sys.path.append(str(SWEEPS_VALIDATOR))
+
+# Where the command processes start (tests/warm_interpreter.py): torch and Lightning imported once per worker.
+WARM = WarmInterpreter()
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
@@ -103,7 +108,10 @@ def run_module(
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "disabled", **(env or {})}
     env.pop("CUDA_VISIBLE_DEVICES", None)
     command = [sys.executable, "-m", f"lightning_template.{module}", *args]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+    if WARM.can_run(command[1:], env):
+        proc = run_captured(WARM, command[1:], cwd=ROOT, env=env, timeout=timeout)
+    else:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
     done = Completed(proc.returncode, proc.stdout, proc.stderr, run_dir)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed ({proc.returncode}):\n{done.output[-6000:]}")

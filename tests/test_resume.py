@@ -24,10 +24,21 @@ from hydra.utils import get_object
 from lightning_template.command_line.hydra_command import compose_fit
 from lightning_template.files.directory_lock import LOCK_NAME
 
-from conftest import LONG_VALIDATION_BY_TASK, ROOT, SHAPE_TASKS, TASK, TINY_BY_TASK, Completed, max_abs_difference
+from conftest import (
+    LONG_VALIDATION_BY_TASK,
+    ROOT,
+    SHAPE_TASKS,
+    TASK,
+    TINY_BY_TASK,
+    WARM,
+    Completed,
+    max_abs_difference,
+)
+from warm_interpreter import WarmProcess
 
 pytestmark = pytest.mark.slow
 
+Process = subprocess.Popen | WarmProcess
 EXIT_STOPPED, EXIT_LOST_RANK = 75, 69
 
 # A global batch of 16 in every task (in the units its DataModule counts), so that each
@@ -43,23 +54,22 @@ def fit_command(run_dir: Path, *overrides: str) -> list[str]:
 
 
 def start(
-    run_dir: Path, *overrides: str, env: dict[str, str] | None = None, log: Path | None = None
-) -> subprocess.Popen:
-    """A `fit` process in its own process group, its output in ``log`` (default ``<run_dir>.log``)."""
+    run_dir: Path, *overrides: str, env: dict[str, str] | None = None, log: Path | None = None, fresh: bool = False
+) -> Process:
+    """A `fit` process in its own process group, its output in ``log`` (default ``<run_dir>.log``);
+    ``fresh``: in an interpreter of its own, for a test of what happens while it imports torch."""
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log or run_dir.with_suffix(".log"), "a")  # noqa: SIM115 (closed with the process)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "disabled", **(env or {})}
-    return subprocess.Popen(
-        fit_command(run_dir, *overrides),
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    command = fit_command(run_dir, *overrides)
+    with open(log or run_dir.with_suffix(".log"), "a") as output:
+        if not fresh and WARM.can_run(command[1:], env):
+            return WARM.popen(command[1:], cwd=ROOT, env=env, stdout=output, stderr=output, new_session=True)
+        return subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
-def finish(proc: subprocess.Popen, run_dir: Path, timeout: float = 600, log: Path | None = None) -> Completed:
+def finish(proc: Process, run_dir: Path, timeout: float = 600, log: Path | None = None) -> Completed:
     proc.wait(timeout=timeout)
     output = (log or run_dir.with_suffix(".log")).read_text()
     return Completed(proc.returncode, output, "", run_dir)
@@ -71,7 +81,7 @@ def run_to_end(run_dir: Path, *overrides: str) -> Completed:
     return done
 
 
-def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+def wait_for(path: Path, proc: Process, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
         assert proc.poll() is None, f"fit ended ({proc.returncode}) before {path} appeared"
@@ -223,7 +233,7 @@ def test_a_stop_signal_before_training_ends_with_75_and_one_line_and_blocks_noth
     run_dir = tmp_path / "run"
     for moment, stop in (("importing", signal.SIGTERM), ("set up", signal.SIGINT)):
         log = tmp_path / f"{moment}.log"
-        proc = start(run_dir, *SHIPPED[TASK], "trainer.max_steps=2", log=log)
+        proc = start(run_dir, *SHIPPED[TASK], "trainer.max_steps=2", log=log, fresh=moment == "importing")
         if moment == "importing":
             time.sleep(0.5)
         else:
