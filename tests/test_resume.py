@@ -150,6 +150,19 @@ def test_resuming_a_periodic_checkpoint_is_bit_identical(tmp_path, task, layout)
     assert other.returncode == 2 and "global_batch_size was 16 and is now 32" in said(other)
 
 
+@pytest.mark.parametrize("task", SHAPE_TASKS)
+def test_a_checkpoint_of_an_epochs_end_resumes_exactly_under_max_steps(tmp_path, task):
+    """The checkpoint written at the validation that ends an epoch (last.ckpt, the best one), with max_steps set:
+    Lightning 2.6 counted that epoch twice, ending a whole epoch early (checkpointing/epoch_end_resume.py)."""
+    common = [*SHIPPED[task], "trainer.max_epochs=2", "trainer.max_steps=100000"]
+    common.append("callbacks.model_checkpoint.save_top_k=-1")  # keep each validation's checkpoint
+    straight = run_to_end(tmp_path / "straight", *common)
+    (first_epoch_end,) = (straight.run_dir / "checkpoints").glob("best-epoch000-*.ckpt")
+    resumed = run_to_end(tmp_path / "resumed", *common, f"ckpt_path={first_epoch_end}")
+    assert resumed.summary()["global_steps"] == straight.summary()["global_steps"]
+    assert identical(weights(straight.run_dir), weights(resumed.run_dir))
+
+
 @pytest.mark.parametrize("task", TASKS)
 def test_sigkill_at_random_moments_then_ckpt_path_last_is_bit_identical(tmp_path, task):
     """Three trials, each killed twice at random moments (start-up, training, checkpoint writes)."""

@@ -11,12 +11,13 @@ character.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from lightning_template.errors import UserError
 
-# category Cc but the tab and the line break; \r only where it does not end a line
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n|\Z)")
+# category Cc but the tab and the line break (a \r that ends a line is removed before the search)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def read_text_lines(path: Path, kind: str, layout: str) -> list[str]:
@@ -26,26 +27,27 @@ def read_text_lines(path: Path, kind: str, layout: str) -> list[str]:
     what it holds (``"words separated by spaces"``). As when iterating over an open
     file, a final line break ends the last line instead of starting an empty one.
     """
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        start = data.rfind(b"\n", 0, err.start) + 1
-        number = data.count(b"\n", 0, err.start) + 1
-        column = len(data[start : err.start].decode("utf-8")) + 1
-        raise UserError(
-            f"{path}:{number}: byte {data[err.start]:#04x} at column {column} is not UTF-8. {kind.capitalize()}s are"
-            " read as UTF-8: convert the file (e.g. iconv -f latin1 -t utf-8) or remove the byte."
-        ) from None
-    if bad := _CONTROL.search(text):
-        at = bad.start()
-        number = text.count("\n", 0, at) + 1
-        column = at - text.rfind("\n", 0, at)
-        raise UserError(
-            f"{path}:{number}: control character {bad.group()!r} at column {column}. A {kind} holds {layout}:"
-            " remove the character or clean the file."
-        )
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [line.removesuffix("\r") for line in lines]
+    return list(iter_text_lines(path, kind, layout))
+
+
+def iter_text_lines(path: Path, kind: str, layout: str) -> Iterator[str]:
+    """:func:`read_text_lines` one line at a time: memory does not grow with the file."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            line = raw.removesuffix(b"\n")
+            line = line.removesuffix(b"\r")  # a Windows line end, or a \r that ends the file
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                column = len(line[: err.start].decode("utf-8", errors="replace")) + 1
+                raise UserError(
+                    f"{path}:{number}: byte {line[err.start]:#04x} at column {column} is not UTF-8."
+                    f" {kind.capitalize()}s are read as UTF-8: convert the file (e.g. iconv -f latin1 -t utf-8) or"
+                    " remove the byte."
+                ) from None
+            if bad := _CONTROL.search(text):
+                raise UserError(
+                    f"{path}:{number}: control character {bad.group()!r} at column {bad.start() + 1}. A {kind} holds"
+                    f" {layout}: remove the character or clean the file."
+                )
+            yield text

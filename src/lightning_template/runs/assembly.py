@@ -23,6 +23,7 @@ from lightning_template.batching.layout import BatchLayout
 from lightning_template.callbacks.monitor_history import MonitorHistory
 from lightning_template.callbacks.rank_agreement import RanksAgree
 from lightning_template.checkpointing import AtomicCheckpointIO, ReportLostRank, ResumeState, StopOnSignal
+from lightning_template.checkpointing.epoch_end_resume import use_epoch_end_resuming_loop
 from lightning_template.errors import UserError
 from lightning_template.runs.lr_scaling import scaled_lr
 
@@ -59,7 +60,8 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     once the world size is known (:func:`build_run`). What resuming and surviving
     failures need is always added, whatever the callbacks config says: atomic
     checkpoint files, RNG and layout state, stop signals, a report of a lost DDP rank,
-    the monitored metrics' history, and a check that every DDP rank holds the same settings.
+    the monitored metrics' history, a check that every DDP rank holds the same settings, and
+    a fit loop that resumes an epoch-end checkpoint exactly under ``max_steps``.
     """
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_cfg.pop("accumulate_grad_batches", None)
@@ -75,7 +77,7 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     ]
     loggers = _instantiate_all(cfg.get("logger")) or False
     try:
-        return instantiate(
+        trainer = instantiate(
             trainer_cfg, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()], _convert_="all"
         )
     except InstantiationException as err:
@@ -84,6 +86,8 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
             f"The trainer settings are not possible: {str(cause).rstrip('.!')}. Check the trainer.* overrides"
             " (and the trainer preset: trainer=cpu, gpu, ddp, ddp_cpu or default)."
         ) from err
+    use_epoch_end_resuming_loop(trainer)
+    return trainer
 
 
 def _check_window_limits(trainer: L.Trainer, layout: BatchLayout) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from lightning_template.errors import UserError
 from lightning_template.tasks.cnn import cifar10
@@ -142,13 +143,13 @@ def test_datamodule_splits_and_normalises(tmp_path):
     sizes = {split: len(dataset) for split, dataset in datamodule.datasets.items()}
     assert sizes == {"train": 150, "val": 50, "test": 40}
     train = datamodule.datasets["train"]
-    pixels = train.images.double() / 255
+    pixels = torch.from_numpy(train.images[train.rows]).double() / 255  # the train split's images
     normalised = (pixels - train.mean.double()) / train.std.double()
     assert normalised.mean().abs() < 1e-6
     # the split is fixed by the seed
     again = Cifar10DataModule(root=str(tmp_path), global_batch_size=8, val_fraction=0.25, seed=3, **SMALL)
     again.setup()
-    assert np.array_equal(again.datasets["val"].labels.numpy(), datamodule.datasets["val"].labels.numpy())
+    assert np.array_equal(again.datasets["val"].split_labels.numpy(), datamodule.datasets["val"].split_labels.numpy())
 
 
 @pytest.mark.smoke

@@ -92,7 +92,7 @@ def test_a_folder_without_readable_videos_is_a_user_error(tmp_path):
     (root / "cls" / "bad.mp4").write_bytes(b"not a video")
     with pytest.warns(UserWarning, match="bad.mp4"), pytest.raises(UserError, match=r"data\.root=.*none readable"):
         index_folder(root, 16, seed=0, val_fraction=0.1, test_fraction=0.1)
-    with pytest.raises(UserError, match="no video files"):
+    with pytest.raises(UserError, match="is not a folder"):
         index_folder(tmp_path / "missing", 16, seed=0, val_fraction=0.1, test_fraction=0.1)
 
 

@@ -1,11 +1,10 @@
-"""DataModules for 32x32 image classification: the embedded synthetic set and CIFAR-10."""
+"""DataModules for image classification: the embedded synthetic set, CIFAR-10 and folders of image files."""
 
 from __future__ import annotations
 
-from abc import abstractmethod
-
 import numpy as np
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader
 
 from lightning_template.batching.data_description import DataDescription
@@ -14,18 +13,24 @@ from lightning_template.batching.loader import ResumableLoader
 from lightning_template.errors import UserError
 from lightning_template.tasks.cnn import cifar10
 from lightning_template.tasks.cnn.dataset import ImageDataset
+from lightning_template.tasks.cnn.image_folder import ImageFolder, read_image_folder
 from lightning_template.tasks.cnn.synthetic import CLASS_NAMES, make_synthetic_images
+
+# The rows of each split in the arrays that hold them: {split: (images, labels, rows)}
+Splits = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 class ImageDataModule(GlobalBatchDataModule):
-    """Train/val split from ``seed``, per-channel normalisation from the train split, crop and flip.
+    """Per-channel normalisation from the train split, crop and flip, over splits a subclass finds.
 
-    Subclasses say where the arrays come from (:meth:`load_arrays`) and what the classes
-    are called; ``num_train`` and ``num_test`` keep only the first images of each split
-    (None: all of them).
+    Subclasses say where the images are (:meth:`load_splits`; for a set of train and test
+    arrays, :meth:`load_arrays`, split into train and val from ``seed``), what the classes
+    are called, and how ``predict`` fits an image file to the input (``fit``). ``num_train``
+    and ``num_test`` keep only the first images of each array (None: all of them).
     """
 
     class_names: tuple[str, ...]
+    fit = "squash"  # see tasks/cnn/image_files.py
 
     def __init__(
         self,
@@ -44,39 +49,49 @@ class ImageDataModule(GlobalBatchDataModule):
         self.augment = augment
         self.datasets: dict[str, ImageDataset] = {}
 
-    @abstractmethod
     def load_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Train images, train labels, test images, test labels (uint8 NCHW, int64)."""
+        raise NotImplementedError
+
+    def load_splits(self) -> Splits:
+        """The train, val and test images; by default the arrays of :meth:`load_arrays`, val drawn from train."""
+        train_x, train_y, test_x, test_y = self.load_arrays()
+        train_x, train_y = train_x[: self.num_train], train_y[: self.num_train]
+        test_x, test_y = test_x[: self.num_test], test_y[: self.num_test]
+        order = np.random.default_rng(self.seed).permutation(len(train_y))
+        num_val = max(1, round(len(order) * self.val_fraction))
+        return {
+            "train": (train_x, train_y, np.sort(order[num_val:])),
+            "val": (train_x, train_y, np.sort(order[:num_val])),
+            "test": (test_x, test_y, np.arange(len(test_y))),
+        }
 
     def describe(self) -> DataDescription:
         self.setup()  # the normalisation comes from the training split
         train = self.datasets["train"]
         normalisation = {"mean": train.mean.flatten().tolist(), "std": train.std.flatten().tolist()}
         return DataDescription(
-            item_shape=tuple(train.images.shape[1:]), classes=self.class_names, extra={"normalisation": normalisation}
+            item_shape=tuple(train.images.shape[1:]),
+            classes=self.class_names,
+            extra={"normalisation": normalisation, "fit": self.fit},
         )
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        train_x, train_y, test_x, test_y = self.load_arrays()
-        train_x, train_y = train_x[: self.num_train], train_y[: self.num_train]
-        test_x, test_y = test_x[: self.num_test], test_y[: self.num_test]
-        order = np.random.default_rng(self.seed).permutation(len(train_y))
-        num_val = max(1, round(len(order) * self.val_fraction))
-        val_idx, train_idx = np.sort(order[:num_val]), np.sort(order[num_val:])
-        pixels = torch.from_numpy(train_x[train_idx]).double().div_(255)
-        mean, std = pixels.mean(dim=(0, 2, 3)).float(), pixels.std(dim=(0, 2, 3)).float()
-
-        def dataset(images: np.ndarray, labels: np.ndarray, augment: bool = False) -> ImageDataset:
-            return ImageDataset(
-                torch.from_numpy(images), torch.from_numpy(labels), mean, std, augment=augment, seed=self.seed
-            )
-
+        splits = self.load_splits()
+        mean, std = channel_statistics(*splits["train"][::2])
         self.datasets = {
-            "train": dataset(train_x[train_idx], train_y[train_idx], augment=self.augment),
-            "val": dataset(train_x[val_idx], train_y[val_idx]),
-            "test": dataset(test_x, test_y),
+            split: ImageDataset(
+                images,
+                torch.as_tensor(labels),
+                mean,
+                std,
+                rows=rows,
+                augment=self.augment and split == "train",
+                seed=self.seed,
+            )
+            for split, (images, labels, rows) in splits.items()
         }
 
     def train_dataloader(self) -> ResumableLoader:
@@ -87,6 +102,21 @@ class ImageDataModule(GlobalBatchDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.eval_loader(self.datasets["test"])
+
+
+def channel_statistics(images: np.ndarray, rows: np.ndarray, chunk: int = 1024) -> tuple[Tensor, Tensor]:
+    """Mean and (unbiased) standard deviation per channel of ``images[rows] / 255``, read ``chunk`` rows at a
+    time: a memory-mapped set is never held whole."""
+    sums = np.zeros(images.shape[1], dtype=np.float64)
+    squares = np.zeros(images.shape[1], dtype=np.float64)
+    for start in range(0, len(rows), chunk):
+        pixels = np.asarray(images[rows[start : start + chunk]], dtype=np.float64) / 255
+        sums += pixels.sum(axis=(0, 2, 3))
+        squares += np.square(pixels).sum(axis=(0, 2, 3))
+    count = len(rows) * images.shape[2] * images.shape[3]
+    mean = sums / count
+    variance = (squares - count * mean**2) / max(count - 1, 1)
+    return torch.from_numpy(mean).float(), torch.from_numpy(np.sqrt(np.maximum(variance, 0))).float()
 
 
 class SyntheticImageDataModule(ImageDataModule):
@@ -114,3 +144,52 @@ class Cifar10DataModule(FileDataModule, ImageDataModule):
 
     def load_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         return (*cifar10.read_split(self.root, cifar10.TRAIN_FILES), *cifar10.read_split(self.root, cifar10.TEST_FILES))
+
+
+class ImageFolderDataModule(FileDataModule, ImageDataModule):
+    """Image files under ``root/<class>/`` (the ImageFolder layout), decoded once into a cache; see
+    ``image_folder``. ``download=True`` is refused: there is nothing to fetch."""
+
+    fit = "crop"
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        cache_dir: str | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(val_fraction=val_fraction, **kwargs)
+        if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 8:
+            raise UserError(f"data.image_size={image_size!r} must be an integer of at least 8 (pixels per side).")
+        if not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+            raise UserError(
+                f"data.test_fraction={test_fraction} must be in [0, 1) and leave images for training with"
+                f" data.val_fraction={val_fraction} (their sum below 1)."
+            )
+        self.image_size, self.test_fraction, self.cache_dir = image_size, test_fraction, cache_dir
+        self._folder: ImageFolder | None = None
+
+    def prepare_data(self) -> None:
+        if self.download:
+            raise UserError(
+                f"data.download=true: an image folder is yours, there is nothing to fetch. Put the images under"
+                f" data.root={self.root} as <class>/<image> files and run with data.download=false."
+            )
+        self._read()  # decodes into the cache once, on the first process of a machine
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self._read().classes)
+
+    def load_splits(self) -> Splits:
+        folder = self._read()
+        return {split: (folder.images, folder.labels, rows) for split, rows in folder.rows.items()}
+
+    def _read(self) -> ImageFolder:
+        if self._folder is None:
+            self._folder = read_image_folder(
+                self.root, self.image_size, self.seed, self.val_fraction, self.test_fraction, self.cache_dir
+            )
+        return self._folder

@@ -1,4 +1,5 @@
-"""Images held in memory as uint8, served as normalised float batches with per-sample augmentation."""
+"""Images held as uint8 (in memory or memory-mapped), served as normalised float batches with per-sample
+augmentation."""
 
 from __future__ import annotations
 
@@ -24,7 +25,11 @@ class ImageBatch(NamedTuple):
 
 
 class ImageDataset(Dataset):
-    """Serves whole batches (``__getitems__``) so crop and flip run once per batch, not per image.
+    """The images at ``rows`` of ``images`` (all of them by default), served as whole batches.
+
+    ``images`` ``(N, C, H, W)`` uint8 and ``labels`` ``(N,)`` are arrays or tensors that
+    several splits share (a memory-mapped cache is never copied: a batch reads its rows).
+    Whole batches (``__getitems__``) let crop and flip run once per batch, not per image.
 
     Augmentation (random crop after ``pad`` zero pixels, horizontal flip) draws from
     :func:`per_sample_uniforms` keyed by ``(seed, epoch, index)``: the same image gets
@@ -33,21 +38,28 @@ class ImageDataset(Dataset):
 
     def __init__(
         self,
-        images: Tensor,
-        labels: Tensor,
+        images: Tensor | np.ndarray,
+        labels: Tensor | np.ndarray,
         mean: Tensor,
         std: Tensor,
         *,
+        rows: np.ndarray | None = None,
         augment: bool = False,
         seed: int = 0,
         pad: int = 4,
     ) -> None:
         self.images, self.labels = images, labels
+        self.rows = np.arange(len(labels), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
         self.mean, self.std = mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1)
         self.augment, self.seed, self.pad = augment, seed, pad
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.rows)
+
+    @property
+    def split_labels(self) -> Tensor:
+        """The labels of this split's images, in order."""
+        return torch.as_tensor(self.labels[self.rows])
 
     def __getitem__(self, key: SampleKey) -> tuple[Tensor, Tensor]:
         images, labels, _ = self.__getitems__([key])
@@ -55,10 +67,11 @@ class ImageDataset(Dataset):
 
     def __getitems__(self, keys: Sequence[SampleKey]) -> ImageBatch:
         indices = np.fromiter((key.index for key in keys), dtype=np.int64, count=len(keys))
-        images = self.images[indices].float().div_(255)
+        rows = self.rows[indices]
+        images = torch.as_tensor(np.asarray(self.images[rows])).float().div_(255)
         if self.augment:
             images = self._crop_and_flip(images, keys[0].epoch, indices)
-        return ImageBatch((images - self.mean) / self.std, self.labels[indices])
+        return ImageBatch((images - self.mean) / self.std, torch.as_tensor(self.labels[rows]))
 
     def _crop_and_flip(self, images: Tensor, epoch: int, indices: np.ndarray) -> Tensor:
         batch, channels, height, width = images.shape

@@ -1,10 +1,11 @@
 """The trained image classifier outside training: classify image files and CIFAR-10 batch files; export the network.
 
-An image file (anything Pillow opens: PNG, JPEG, ...) is converted to RGB and resized
-to the model's input size (32x32 for the shipped nets) with Pillow's bilinear filter,
-squashed, not cropped; then normalised as in training: ``(pixels / 255 - mean) / std``
-per channel, with the training split's mean and std saved in the checkpoint. A
-CIFAR-10 binary batch file (``.bin``) gives one input per record, named ``<file>#<record>``.
+An image file (anything Pillow opens: PNG, JPEG, ...) is read as in training
+(``image_files``: modes to 8-bit RGB; a model trained on an image folder takes the
+centre square at its input size, one trained on 32x32 sets squashes the image to it);
+then normalised as in training: ``(pixels / 255 - mean) / std`` per channel, with the
+training split's mean and std saved in the checkpoint. A CIFAR-10 binary batch file
+(``.bin``) gives one input per record, named ``<file>#<record>``.
 """
 
 from __future__ import annotations
@@ -12,15 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 
 from lightning_template.runs.task_inference import ExportSpec, TaskInference, visible_files
 from lightning_template.tasks.cnn import cifar10
-
-RESAMPLING = Image.Resampling.BILINEAR
+from lightning_template.tasks.cnn.image_files import read_pixels
 
 
 class ImageInference(TaskInference):
@@ -50,11 +48,12 @@ class ImageInference(TaskInference):
             for record, image in enumerate(images):
                 yield f"{path}#{record}", self.normalised(torch.from_numpy(image))
             return
-        channels, height, width = self.description.item_shape
-        with Image.open(path) as image:  # UnidentifiedImageError for a file that is not an image
-            resized = image.convert("RGB" if channels == 3 else "L").resize((width, height), RESAMPLING)
-        pixels = torch.from_numpy(np.array(resized)).view(height, width, channels).permute(2, 0, 1)
-        yield str(path), self.normalised(pixels)
+        _, size, _ = self.description.item_shape
+        pixels = read_pixels(path, size, self._fit())  # UnidentifiedImageError for a file that is not an image
+        yield str(path), self.normalised(torch.from_numpy(pixels))
+
+    def _fit(self) -> str:
+        return self.description.extra.get("fit", "squash")  # checkpoints from before image folders squashed
 
     def export_spec(self) -> ExportSpec:
         mean, std = self._normalisation()
@@ -63,7 +62,11 @@ class ImageInference(TaskInference):
             "mean": mean.flatten().tolist(),
             "std": std.flatten().tolist(),
         }
-        details = {"normalisation": normalisation, "resize": "bilinear, squashed to the shape's height and width"}
+        resize = {
+            "squash": "bilinear, squashed to the shape's height and width",
+            "crop": "bilinear, the shorter side to the shape's height, then the centre square",
+        }[self._fit()]
+        details = {"normalisation": normalisation, "resize": resize}
         return self.classifier_export(self.model.net, "images", details)
 
 

@@ -11,6 +11,7 @@ included) is an error naming the file, line and column.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 import urllib.request
@@ -22,11 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from lightning_template.errors import UserError
+from lightning_template.files.array_cache import CacheWriter, cache_folder, cache_key, cached_arrays
 from lightning_template.files.downloads import md5_of
-from lightning_template.files.text import read_text_lines
+from lightning_template.files.text import iter_text_lines
 
 SPLIT_FILES = {"train": "train.txt", "valid": "valid.txt", "test": "test.txt"}
 EOS, UNK = "<eos>", "<unk>"
+TOKEN_DTYPE = np.int32  # ids of up to 2**31 words; a batch reads them as int64
+CHUNK_TOKENS = 1 << 20  # ids held before they are appended to the cache
 
 
 @dataclass(frozen=True)
@@ -76,24 +80,21 @@ SOURCES = {
 
 @dataclass
 class Corpus:
-    """Token ids per split and the vocabulary they index."""
+    """Token ids per split (memory-mapped from the token cache) and the vocabulary they index."""
 
     splits: dict[str, np.ndarray]
     words: list[str]
+    train_counts: np.ndarray  # how often each word occurs in the training split
 
     @property
     def vocab_size(self) -> int:
         return len(self.words)
 
 
-def _lines(path: Path) -> list[list[str]]:
-    """The words of each line of ``path`` and its ``<eos>`` (a blank line is ``<eos>`` alone)."""
-    lines = read_text_lines(path, "corpus file", "one sentence per line, words separated by spaces")
-    return [[*line.split(), EOS] for line in lines]
-
-
-def read_corpus(root: Path, corpus: str = "ptb", vocabulary: Sequence[str] = ()) -> Corpus:
-    """Read the three splits under ``root``, or explain what is missing and how to get it.
+def read_corpus(
+    root: Path, corpus: str = "ptb", vocabulary: Sequence[str] = (), cache_dir: str | None = None
+) -> Corpus:
+    """The three splits under ``root`` from the token cache (tokenised once), or what is missing and how to get it.
 
     ``vocabulary`` (a trained model's) indexes the words instead of the training split's;
     words outside it become ``<unk>``, or are refused where it has none.
@@ -105,32 +106,74 @@ def read_corpus(root: Path, corpus: str = "ptb", vocabulary: Sequence[str] = ())
             f" {', '.join(SPLIT_FILES.values())} (one sentence per line, <unk> for rare words). Point data.root at"
             " such a folder, or set data.download=true to fetch the corpus there."
         )
-    train = _lines(root / SPLIT_FILES["train"])
-    index: dict[str, int] = {word: i for i, word in enumerate(vocabulary)}
-    for line in train if not vocabulary else ():
-        for word in line:
-            index.setdefault(word, len(index))
-    if not vocabulary:
-        index.setdefault(UNK, len(index))
-    splits = {
-        split: _ids(root / name, index, train if split == "train" else None) for split, name in SPLIT_FILES.items()
-    }
+    sources = [root / name for name in SPLIT_FILES.values()]
+    given = hashlib.sha256("\n".join(vocabulary).encode()).hexdigest() if vocabulary else None
+    key = cache_key("tokens", {"layout": "lines+<eos>", "vocabulary": given}, sources)
+    cache = cached_arrays(
+        cache_folder(cache_dir, root),
+        "tokens",
+        key,
+        lambda writer: _tokenise(writer, root, list(vocabulary)),
+        f"the corpus in {root}",
+    )
+    splits = {split: cache.arrays[split] for split in SPLIT_FILES}
     for split, ids in splits.items():
         if ids.size < 2:
             raise UserError(f"{root / SPLIT_FILES[split]} holds no text: a corpus split needs at least two tokens.")
-    return Corpus(splits, list(index))
+    return Corpus(splits, cache.info["words"], cache.arrays["train_counts"])
 
 
-def _ids(path: Path, index: dict[str, int], lines: list[list[str]] | None = None) -> np.ndarray:
-    """The token ids of a split file (words ``index`` lacks as ``<unk>``)."""
-    words = [w for line in (lines if lines is not None else _lines(path)) for w in line]
-    unknown = sorted({w for w in words if w not in index})
-    if unknown and UNK not in index:
+def _tokenise(writer: CacheWriter, root: Path, vocabulary: list[str]) -> dict:
+    """Each split's ids into the cache, a chunk of lines at a time (no list of the corpus's words).
+
+    Without a given ``vocabulary``, training assigns ids in order of first appearance, and
+    ``<unk>`` comes last where training has none.
+    """
+    index: dict[str, int] = {word: i for i, word in enumerate(vocabulary)}
+    counts = np.zeros(len(index), dtype=np.int64)
+    for split, name in SPLIT_FILES.items():
+        grow = split == "train" and not vocabulary
+        with writer.appended(split, TOKEN_DTYPE) as append:
+            chunk: list[int] = []
+            path = root / name
+            lines = iter_text_lines(path, "corpus file", "one sentence per line, words separated by spaces")
+            for line in lines:
+                words = [*line.split(), EOS]
+                ids = list(map(index.get, words))
+                if None in ids:  # a word the index lacks: new in training, <unk> (or refused) elsewhere
+                    ids = [index.setdefault(word, len(index)) for word in words] if grow else _known(words, index, path)
+                chunk.extend(ids)
+                if len(chunk) >= CHUNK_TOKENS:
+                    counts = _flush(chunk, append, counts, len(index), split == "train")
+                    chunk = []
+            counts = _flush(chunk, append, counts, len(index), split == "train")
+        if grow:
+            index.setdefault(UNK, len(index))
+    writer.array("train_counts", (len(index),), np.int64)[:] = np.pad(counts, (0, len(index) - len(counts)))
+    return {"words": list(index)}
+
+
+def _flush(chunk: list[int], append, counts: np.ndarray, vocab_size: int, count: bool) -> np.ndarray:
+    """Append ``chunk`` to the cache; for the training split, add its words to ``counts``."""
+    ids = np.array(chunk, dtype=TOKEN_DTYPE)
+    append(ids)
+    if not count:
+        return counts
+    return np.pad(counts, (0, vocab_size - len(counts))) + np.bincount(ids, minlength=vocab_size)
+
+
+def _known(words: list[str], index: dict[str, int], path: Path) -> list[int]:
+    """Ids of ``words`` (some unknown) in a fixed vocabulary: an unknown word is ``<unk>``, or refused where it
+    has none."""
+    unk = index.get(UNK)
+    ids = [index.get(word, unk) for word in words]
+    if unk is None:
+        unknown = sorted({word for word in words if word not in index})
         raise UserError(
             f"{path} holds words the model's vocabulary lacks ({', '.join(unknown[:5])}, ...) and the vocabulary has"
             f" no {UNK} to read them as: evaluate this model on text of its own vocabulary."
         )
-    return np.fromiter((index.get(w, index.get(UNK, -1)) for w in words), dtype=np.int64, count=len(words))
+    return ids
 
 
 def _fetch(urls: tuple[str, ...], target: Path, md5: str, root: Path) -> None:

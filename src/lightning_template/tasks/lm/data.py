@@ -11,7 +11,6 @@ from __future__ import annotations
 from abc import abstractmethod
 
 import numpy as np
-import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
@@ -22,7 +21,7 @@ from lightning_template.command_line.build_checks import check_sizes, checked_sp
 from lightning_template.errors import UserError
 from lightning_template.tasks.lm import corpus as corpora
 from lightning_template.tasks.lm.streams import EvalStreamSampler, StreamBatchSampler, TokenStreams
-from lightning_template.tasks.lm.synthetic import TopicProcess, unigram_nll
+from lightning_template.tasks.lm.synthetic import TopicProcess, unigram_nll_of_counts
 
 
 class TextDataModule(GlobalBatchDataModule):
@@ -55,7 +54,7 @@ class TextDataModule(GlobalBatchDataModule):
         self.vocabulary: tuple[str, ...] = ()
         self.model_vocabulary: tuple[str, ...] = ()  # a trained model's, when evaluating one
         self.datasets: dict[str, TokenStreams] = {}
-        self.train_tokens: torch.Tensor | None = None
+        self.train_tokens: np.ndarray | None = None
         self.references: dict[str, float] = {}
 
     @abstractmethod
@@ -65,6 +64,10 @@ class TextDataModule(GlobalBatchDataModule):
     def reference_nll(self, test_streams: np.ndarray) -> dict[str, np.ndarray]:
         """Per-target NLL of reference predictors on the test streams (the module logs their perplexity)."""
         return {}
+
+    def train_word_counts(self, train: np.ndarray) -> np.ndarray:
+        """How often each word occurs in the training split (for the unigram reference)."""
+        return np.bincount(train, minlength=len(self.vocabulary))
 
     @property
     def num_eval_streams(self) -> int:
@@ -86,15 +89,14 @@ class TextDataModule(GlobalBatchDataModule):
             return
         splits, words = self.load_splits()
         self.vocabulary = tuple(words)
-        tokens = {name: torch.from_numpy(ids) for name, ids in splits.items()}
-        self.train_tokens = tokens["train"]
+        self.train_tokens = splits["train"]
         self.datasets = {
-            "train": TokenStreams(tokens["train"], self.global_batch_size),
-            "val": TokenStreams(tokens["val"], self.num_eval_streams),
-            "test": TokenStreams(tokens["test"], self.num_eval_streams),
+            "train": TokenStreams(splits["train"], self.global_batch_size),
+            "val": TokenStreams(splits["val"], self.num_eval_streams),
+            "test": TokenStreams(splits["test"], self.num_eval_streams),
         }
-        test_streams = self.datasets["test"].streams.numpy()
-        unigram = unigram_nll(splits["train"], test_streams[:, 1:].ravel(), len(words))
+        test_streams = self.datasets["test"].streams
+        unigram = unigram_nll_of_counts(self.train_word_counts(splits["train"]), test_streams[:, 1:].ravel())
         nll = {"ppl_unigram": unigram, **self.reference_nll(test_streams)}
         self.references = {name: float(np.exp(values.mean())) for name, values in nll.items()}
 
@@ -175,18 +177,22 @@ class TextFilesDataModule(FileDataModule, TextDataModule):
     ``corpus`` (``ptb`` or ``wikitext2``) only says what ``download=True`` fetches.
     """
 
-    def __init__(self, *, corpus: str = "ptb", **kwargs) -> None:
+    def __init__(self, *, corpus: str = "ptb", cache_dir: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         if corpus not in corpora.SOURCES:
             raise UserError(f"data.corpus={corpus!r} is not one of: {', '.join(corpora.SOURCES)}.")
-        self.corpus = corpus
+        self.corpus, self.cache_dir = corpus, cache_dir
+        self._corpus: corpora.Corpus | None = None
 
     def prepare_data(self) -> None:
         if self.download:
             corpora.download(self.root, self.corpus)
 
     def load_splits(self) -> tuple[dict[str, np.ndarray], list[str]]:
-        corpus = corpora.read_corpus(self.root, self.corpus, self.model_vocabulary)
-        splits = dict(corpus.splits)
+        self._corpus = corpora.read_corpus(self.root, self.corpus, self.model_vocabulary, self.cache_dir)
+        splits = dict(self._corpus.splits)
         splits["val"] = splits.pop("valid")  # the file is valid.txt; the split is val, as in every task
-        return splits, corpus.words
+        return splits, self._corpus.words
+
+    def train_word_counts(self, train: np.ndarray) -> np.ndarray:
+        return self._corpus.train_counts  # counted once, when the corpus was tokenised

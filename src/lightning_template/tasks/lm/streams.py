@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
+import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -79,7 +80,7 @@ class TokenStreams(Dataset):
     number of streams it was built with.)
     """
 
-    def __init__(self, tokens: Tensor, num_streams: int) -> None:
+    def __init__(self, tokens: np.ndarray | Tensor, num_streams: int) -> None:
         stream_length = len(tokens) // num_streams
         if stream_length < 2:
             raise UserError(
@@ -87,7 +88,8 @@ class TokenStreams(Dataset):
                 " lower data.global_batch_size (training streams) or data.eval_batch_size (evaluation streams),"
                 " or use more text."
             )
-        self.streams = tokens[: num_streams * stream_length].reshape(num_streams, stream_length)
+        # a view of the ids (a memory-mapped cache stays mapped); a batch copies its window as int64
+        self.streams = np.asarray(tokens)[: num_streams * stream_length].reshape(num_streams, stream_length)
 
     @property
     def stream_length(self) -> int:
@@ -99,8 +101,8 @@ class TokenStreams(Dataset):
 
     def __getitems__(self, request: StreamWindow) -> TokenWindow:
         rows = self.streams[request.first : request.first + request.count]
-        inputs = rows[:, request.start : request.start + request.length]
-        targets = rows[:, request.start + 1 : request.start + 1 + request.length]
+        inputs = torch.from_numpy(rows[:, request.start : request.start + request.length].astype(np.int64))
+        targets = torch.from_numpy(rows[:, request.start + 1 : request.start + 1 + request.length].astype(np.int64))
         return TokenWindow(inputs, targets, request.window, request.slot, self.num_streams * request.length)
 
     __getitem__ = __getitems__

@@ -123,5 +123,10 @@ class TopicProcess:
 
 def unigram_nll(train: np.ndarray, targets: np.ndarray, vocab_size: int) -> np.ndarray:
     """``-log p(target)`` under the add-one smoothed unigram distribution of ``train``."""
-    counts = np.bincount(train, minlength=vocab_size).astype(np.float64) + 1.0
-    return -np.log(counts[targets] / counts.sum())
+    return unigram_nll_of_counts(np.bincount(train, minlength=vocab_size), targets)
+
+
+def unigram_nll_of_counts(counts: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """:func:`unigram_nll` from the training split's word counts (a token cache keeps them)."""
+    smoothed = counts.astype(np.float64) + 1.0
+    return -np.log(smoothed[targets] / smoothed.sum())

@@ -13,17 +13,21 @@ character is an error naming the file, line and column.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lightning_template.errors import UserError
-from lightning_template.files.text import read_text_lines
+from lightning_template.files.array_cache import CacheWriter, cache_folder, cache_key, cached_arrays
+from lightning_template.files.text import iter_text_lines
 
 SPLIT_FILES = {"train": "train.txt", "val": "valid.txt", "test": "test.txt"}
 EOS, UNK = "<eos>", "<unk>"
 NO_LABEL = -1
+TOKEN_DTYPE = np.int32  # in the cache; a batch reads its sentences as int64
+CHUNK_LINES = 1 << 16  # sentences held before they are appended to the cache
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,8 @@ class Sentences:
         return len(self) > 0 and bool(np.all(self.labels != NO_LABEL))
 
     def sentence(self, index: int) -> np.ndarray:
-        return self.tokens[self.offsets[index] : self.offsets[index + 1]]
+        """Sentence ``index`` as int64 ids (a copy: the tokens may be a read-only mapped cache)."""
+        return self.tokens[self.offsets[index] : self.offsets[index + 1]].astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -76,9 +81,13 @@ class Line:
 
 def read_lines(path: Path) -> list[Line]:
     """The non-blank lines of ``path``, split into an optional label and words; bad bytes name the line."""
-    lines = []
+    return list(iter_lines(path))
+
+
+def iter_lines(path: Path) -> Iterator[Line]:
+    """:func:`read_lines` one line at a time: memory does not grow with the file."""
     layout = "words separated by spaces (and an optional label before a tab)"
-    for number, text in enumerate(read_text_lines(path, "sentence file", layout), start=1):
+    for number, text in enumerate(iter_text_lines(path, "sentence file", layout), start=1):
         label, tab, sentence = text.partition("\t")
         if not tab:
             label, sentence = None, text
@@ -87,31 +96,27 @@ def read_lines(path: Path) -> list[Line]:
             continue  # a blank line
         if not words:
             raise UserError(f"{path}:{number}: the label {label.strip()!r} has no sentence after its tab.")
-        lines.append(Line(number, words, label.strip() if label is not None else None))
-    return lines
+        yield Line(number, words, label.strip() if label is not None else None)
 
 
-def _labels_of(path: Path, lines: list[Line], classes: dict[str, int] | None) -> list[int]:
-    """Class ids of ``lines``; every line must have a label (of a training class, for ``classes``)."""
-    ids = []
-    for line in lines:
-        if not line.label:
-            raise UserError(
-                f"{path}:{line.number}: no label. A sentence classifier needs `label<TAB>sentence` on every line;"
-                " add the labels, or train a next-word model (data.labels=false)."
-            )
-        if classes is not None and line.label not in classes:
-            raise UserError(
-                f"{path}:{line.number}: label {line.label!r} never occurs in train.txt, so the classifier has no"
-                f" output for it (training labels: {', '.join(sorted(classes))})."
-            )
-        ids.append(classes[line.label] if classes is not None else 0)
-    return ids
+def _label_of(path: Path, line: Line, classes: dict[str, int] | None) -> int:
+    """The class id of ``line``, which must have a label (of a training class, for ``classes``)."""
+    if not line.label:
+        raise UserError(
+            f"{path}:{line.number}: no label. A sentence classifier needs `label<TAB>sentence` on every line;"
+            " add the labels, or train a next-word model (data.labels=false)."
+        )
+    if classes is not None and line.label not in classes:
+        raise UserError(
+            f"{path}:{line.number}: label {line.label!r} never occurs in train.txt, so the classifier has no"
+            f" output for it (training labels: {', '.join(sorted(classes))})."
+        )
+    return classes[line.label] if classes is not None else 0
 
 
-def vocabulary_of(lines: list[Line], vocab_size: int | None) -> list[str]:
+def vocabulary_of(counts: Counter, vocab_size: int | None) -> list[str]:
     """``<unk>``, ``<eos>``, then the training words by falling count (first seen first among equals)."""
-    counts = Counter(word for line in lines for word in line.words)
+    counts = Counter(counts)
     counts.pop(UNK, None)
     counts.pop(EOS, None)
     ranked = [word for word, _ in counts.most_common()]
@@ -123,33 +128,91 @@ def vocabulary_of(lines: list[Line], vocab_size: int | None) -> list[str]:
 
 
 def read_sentence_folder(
-    root: Path, *, labels: bool, max_length: int, vocab_size: int | None = None
+    root: Path, *, labels: bool, max_length: int, vocab_size: int | None = None, cache_dir: str | None = None
 ) -> tuple[SentenceCorpus, int]:
-    """The corpus under ``root`` and how many lines were cut to ``max_length`` tokens (``<eos>`` included)."""
+    """The corpus under ``root`` (from its token cache, built once) and how many lines were cut to ``max_length``
+    tokens (``<eos>`` included)."""
     missing = [name for name in SPLIT_FILES.values() if not (root / name).is_file()]
     if missing:
         raise UserError(
             f"data.root={root} lacks {', '.join(missing)}: a sentence folder holds train.txt, valid.txt and test.txt,"
             " one sentence per line (optionally `label<TAB>sentence`). Point data.root at such a folder."
         )
-    lines = {split: read_lines(root / name) for split, name in SPLIT_FILES.items()}
-    for split, name in SPLIT_FILES.items():
-        if not lines[split]:
-            raise UserError(f"{root / name} holds no sentence (only blank lines): every split needs sentences.")
-    words = vocabulary_of(lines["train"], vocab_size)
+    if vocab_size is not None and (not isinstance(vocab_size, int) or vocab_size < 3):
+        raise UserError(f"data.vocab_size={vocab_size!r} must be an integer of at least 3 (or null: every word).")
+    settings = {"labels": labels, "max_length": max_length, "vocab_size": vocab_size}
+    sources = [root / name for name in SPLIT_FILES.values()]
+    cache = cached_arrays(
+        cache_folder(cache_dir, root),
+        "sentences",
+        cache_key("sentences", settings, sources),
+        lambda writer: _tokenise(writer, root, labels, max_length, vocab_size),
+        f"the sentences in {root}",
+    )
+    arrays, info = cache.arrays, cache.info
+    splits = {
+        split: Sentences(arrays[f"{split}_tokens"], arrays[f"{split}_offsets"], arrays[f"{split}_labels"])
+        for split in SPLIT_FILES
+    }
+    return SentenceCorpus(splits, info["words"], info["classes"]), info["cut"]
+
+
+def _tokenise(writer: CacheWriter, root: Path, labels: bool, max_length: int, vocab_size: int | None) -> dict:
+    """Two passes over the files, a line at a time: count the training words (and labels), then write the ids,
+    each sentence's offset and label, to the cache."""
+    counts: Counter = Counter()
+    label_names: set[str] = set()
+    train_file = root / SPLIT_FILES["train"]
+    for line in iter_lines(train_file):
+        counts.update(line.words)
+        if labels:
+            _label_of(train_file, line, None)  # every training line has one
+            label_names.add(line.label or "")
+    words = vocabulary_of(counts, vocab_size)
     index = {word: i for i, word in enumerate(words)}
-    classes: list[str] = []
-    if labels:
-        classes = sorted({line.label or "" for line in lines["train"]})
-        _labels_of(root / SPLIT_FILES["train"], lines["train"], None)  # every training line has one
+    classes = sorted(label_names)
     class_index = {name: i for i, name in enumerate(classes)}
-    splits, cut = {}, 0
+    cut = 0
     for split, name in SPLIT_FILES.items():
-        ids = []
-        for line in lines[split]:
-            kept = line.words[: max_length - 1]
-            cut += len(kept) < len(line.words)
-            ids.append([index.get(word, 0) for word in kept] + [index[EOS]])
-        label_ids = _labels_of(root / name, lines[split], class_index) if labels else [NO_LABEL] * len(ids)
-        splits[split] = Sentences.from_lists(ids, label_ids)
-    return SentenceCorpus(splits, words, classes), cut
+        path, sentences = root / name, 0
+        with (
+            writer.appended(f"{split}_tokens", TOKEN_DTYPE) as tokens,
+            writer.appended(f"{split}_lengths", np.int64) as lengths,
+            writer.appended(f"{split}_labels", np.int64) as label_ids,
+        ):
+            ids: list[int] = []
+            sizes: list[int] = []
+            classes_of: list[int] = []
+            for line in iter_lines(path):
+                kept = line.words[: max_length - 1]
+                cut += len(kept) < len(line.words)
+                ids.extend([index.get(word, 0) for word in kept])
+                ids.append(index[EOS])
+                sizes.append(len(kept) + 1)
+                classes_of.append(_label_of(path, line, class_index) if labels else NO_LABEL)
+                if len(sizes) == CHUNK_LINES:
+                    sentences += _flush((tokens, ids), (lengths, sizes), (label_ids, classes_of))
+            sentences += _flush((tokens, ids), (lengths, sizes), (label_ids, classes_of))
+        if not sentences:
+            raise UserError(f"{path} holds no sentence (only blank lines): every split needs sentences.")
+        _offsets_from_lengths(writer, split, sentences)
+    return {"words": words, "classes": classes, "cut": cut}
+
+
+def _flush(*pending: tuple) -> int:
+    """Append each ``(append, values)`` pair's values to its array and empty it; the number of sentences."""
+    count = len(pending[1][1])
+    for append, values in pending:
+        append(np.array(values))
+        values.clear()
+    return count
+
+
+def _offsets_from_lengths(writer: CacheWriter, split: str, count: int) -> None:
+    """``<split>_offsets`` (``count + 1`` entries, from 0) from the lengths written beside it, then drop those."""
+    lengths = np.memmap(writer.folder / f"{split}_lengths.bin", dtype=np.int64, mode="r", shape=(count,))
+    offsets = writer.array(f"{split}_offsets", (count + 1,), np.int64)
+    offsets[0] = 0
+    np.cumsum(lengths, out=offsets[1:])
+    del lengths
+    writer.remove(f"{split}_lengths")

@@ -79,7 +79,10 @@ class SentenceDataset(Dataset):
 
 def unigram_nll(train: Sentences, test: Sentences, vocab_size: int) -> np.ndarray:
     """NLL of each next-word target of ``test`` under the training split's add-one unigram."""
-    counts = np.bincount(train.tokens, minlength=vocab_size) + 1.0
+    counts = np.zeros(vocab_size, dtype=np.float64)
+    for start in range(0, len(train.tokens), 1 << 24):  # a chunk at a time: the tokens may be a mapped cache
+        counts += np.bincount(train.tokens[start : start + (1 << 24)], minlength=vocab_size)
+    counts += 1.0
     first = np.zeros(len(test.tokens), dtype=bool)
     first[test.offsets[:-1]] = True
     return -np.log(counts[test.tokens[~first]] / counts.sum())
@@ -258,7 +261,9 @@ class SyntheticSentenceDataModule(SentenceDataModule):
 class SentenceFilesDataModule(FileDataModule, SentenceDataModule):
     """Sentence files under ``root`` (see ``corpus``); ``labels=true`` reads a label on every line."""
 
-    def __init__(self, *, labels: bool = False, vocab_size: int | None = None, **kwargs) -> None:
+    def __init__(
+        self, *, labels: bool = False, vocab_size: int | None = None, cache_dir: str | None = None, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         if self.download:
             raise UserError(
@@ -267,10 +272,15 @@ class SentenceFilesDataModule(FileDataModule, SentenceDataModule):
             )
         self.labels = labels
         self.vocab_size = vocab_size
+        self.cache_dir = cache_dir
 
     def load(self) -> SentenceCorpus:
         corpus, cut = read_sentence_folder(
-            self.root, labels=self.labels, max_length=self.max_length, vocab_size=self.vocab_size
+            self.root,
+            labels=self.labels,
+            max_length=self.max_length,
+            vocab_size=self.vocab_size,
+            cache_dir=self.cache_dir,
         )
         if cut:
             rank_zero_info(f"Sentence files: {cut} line(s) longer than data.max_length={self.max_length} were cut.")

@@ -1,12 +1,6 @@
 """A folder of video files in class subfolders (UCF101/HMDB51 layout), indexed once and decoded on demand.
 
-Layout: ``root/<class>/<video>.<ext>``; the classes are the subfolder names, sorted.
-Optional split files ``root/splits/train.txt``, ``val.txt``, ``test.txt`` list one
-video per line as a path relative to ``root`` (``<class>/<video>.<ext>``); anything
-after the path on a line (UCF101's class number) and lines starting with ``#`` are
-ignored. Without ``val.txt`` the validation videos are drawn from the training list;
-without ``test.txt`` the test split is the validation split. Without a ``splits``
-folder every class is split from ``seed`` by ``val_fraction`` and ``test_fraction``.
+Layout and splits: ``root/<class>/<video>.<ext>``, as ``files.class_folders`` reads them.
 
 Decoding uses PyAV (the ``video`` extra), imported only when a folder is read. A clip
 seeks to the keyframe before its first frame and decodes only its span. A file that
@@ -29,12 +23,10 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
 from lightning_template.errors import UserError
+from lightning_template.files.class_folders import ClassFolders
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
-LAYOUT = (
-    "root/<class>/<video>.<ext> (one subfolder per class, extensions " + ", ".join(VIDEO_EXTENSIONS) + "),"
-    " optionally with root/splits/{train,val,test}.txt listing <class>/<video>.<ext> per line"
-)
+VIDEOS = ClassFolders("video", VIDEO_EXTENSIONS)
 
 
 def import_av():
@@ -157,73 +149,12 @@ class VideoFolderFrames:
             warnings.warn(f"Video {video.path} {problem}.", stacklevel=2)
 
 
-def find_videos(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
-    """Class names (sorted subfolders) and every video file with its class number."""
-    if not root.is_dir():
-        return [], []
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "splits" and not p.name.startswith("."))
-    files = [
-        (path, label)
-        for label, name in enumerate(classes)
-        for path in sorted((root / name).iterdir())
-        if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file()
-    ]
-    return classes, files
-
-
-def read_split_file(path: Path) -> list[str]:
-    """Relative video paths listed in a split file (first field of each line)."""
-    lines = (line.split("#", 1)[0].split() for line in path.read_text().splitlines())
-    return [fields[0].replace("\\", "/") for fields in lines if fields]
-
-
-def assign_splits(
-    root: Path, files: list[tuple[Path, int]], seed: int, val_fraction: float, test_fraction: float
-) -> dict[str, list[tuple[Path, int]]]:
-    """Split files into train/val/test from ``root/splits`` if it exists, else per class from ``seed``."""
-    rng = np.random.default_rng(seed)
-    split_dir = root / "splits"
-    if split_dir.is_dir():
-        by_name = {path.relative_to(root).as_posix(): (path, label) for path, label in files}
-        listed = {}
-        for split in ("train", "val", "test"):
-            if (split_dir / f"{split}.txt").is_file():
-                names = read_split_file(split_dir / f"{split}.txt")
-                missing = [name for name in names if name not in by_name]
-                if missing:
-                    rank_zero_warn(
-                        f"{len(missing)} video(s) in {split_dir / split}.txt are not in {root}: {missing[:3]}"
-                    )
-                listed[split] = [by_name[name] for name in names if name in by_name]
-        if "train" not in listed:
-            raise UserError(f"{split_dir} exists but has no train.txt: add it (see the layout: {LAYOUT}).")
-        if "val" not in listed:
-            listed["train"], listed["val"] = _carve(listed["train"], val_fraction, rng)
-        listed.setdefault("test", listed["val"])
-        return listed
-    splits: dict[str, list[tuple[Path, int]]] = {"train": [], "val": [], "test": []}
-    for label in sorted({label for _, label in files}):
-        members = [files[i] for i in rng.permutation(len(files)) if files[i][1] == label]
-        num_test = round(len(members) * test_fraction)
-        num_val = round(len(members) * val_fraction)
-        splits["test"] += members[:num_test]
-        splits["val"] += members[num_test : num_test + num_val]
-        splits["train"] += members[num_test + num_val :]
-    return {split: sorted(members) for split, members in splits.items()}
-
-
-def _carve(files: list, fraction: float, rng: np.random.Generator) -> tuple[list, list]:
-    order = rng.permutation(len(files))
-    cut = max(1, round(len(files) * fraction)) if len(files) > 1 else 0
-    return [files[i] for i in sorted(order[cut:])], [files[i] for i in sorted(order[:cut])]
-
-
 def index_folder(
     root: Path, frame_size: int, seed: int, val_fraction: float, test_fraction: float
 ) -> tuple[list[str], dict[str, VideoFolderFrames]]:
     """Class names and one frame source per split; unreadable files are reported and left out."""
     import_av()
-    classes, files = find_videos(root)
+    classes, files = VIDEOS.find(root)
     readable: dict[Path, VideoFile] = {}
     bad = []
     for path, label in files:
@@ -233,18 +164,12 @@ def index_folder(
             bad.append(path)
             rank_zero_warn(f"Video {path} is unreadable and left out ({type(err).__name__}: {err}).")
     if not readable:
-        found = f"{len(files)} video file(s), none readable" if files else "no video files"
         raise UserError(
-            f"data.root={root} holds {found}. Point data.root at a folder laid out as {LAYOUT}; or use"
-            " experiment=video for the embedded synthetic videos."
+            f"data.root={root} holds {len(files)} video file(s), none readable. Point data.root at a folder laid out"
+            f" as {VIDEOS.layout}; or use experiment=video for the embedded synthetic videos."
         )
-    splits = assign_splits(root, [(p, label) for p, label in files if p in readable], seed, val_fraction, test_fraction)
-    for split in ("train", "val", "test"):
-        if not splits[split]:
-            raise UserError(
-                f"The {split} split of data.root={root} has no readable video: add videos, list some in"
-                f" {root}/splits/{split}.txt, or change data.val_fraction / data.test_fraction."
-            )
+    splits = VIDEOS.split(root, files, seed, val_fraction, test_fraction, left_out=bad)
+    VIDEOS.check_not_empty(root, splits)
     sources = {
         split: VideoFolderFrames([readable[p] for p, _ in members], frame_size) for split, members in splits.items()
     }
