@@ -4,9 +4,9 @@ Writes a folder of encoded videos (``--videos`` files of ``--frames`` frames at
 ``--width`` x ``--height``, MPEG-4, a keyframe every 12 frames) in a temporary folder,
 then measures side by side, on this machine:
 
-* decode: training clips per second out of the DataModule's training loader with 0, 2
-  and 4 loader workers (PyAV decodes, seeks and resizes; the first batch, which starts
-  the workers, is not counted);
+* decode: training clips per second over a whole epoch of the DataModule's training
+  loader with 0, 2 and 4 loader workers (PyAV decodes, seeks and resizes; the workers'
+  start is counted, as it is in every epoch);
 * train: clips per second of the video model's forward, backward and optimizer step
   on clips of the same shape, in this process.
 
@@ -52,21 +52,17 @@ def write_videos(root: Path, count: int, frames: int, width: int, height: int) -
                 out.mux(packet)
 
 
-def decode_rate(cfg, workers: int, batches: int) -> float:
-    """Training clips per second out of the loader with ``workers`` workers."""
+def decode_rate(cfg, workers: int) -> tuple[float, int]:
+    """Training clips per second over one whole epoch out of the loader with ``workers`` workers (their start
+    included, as in every epoch), and the epoch's batches."""
     cfg.data.num_workers = workers
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
-    loader = iter(datamodule.train_dataloader())
-    first = next(loader)  # starts the workers
-    began, clips = time.perf_counter(), 0
-    for _ in range(batches):
-        try:
-            clips += len(next(loader)[0])
-        except StopIteration:
-            break
-    del first
-    return clips / (time.perf_counter() - began)
+    loader = datamodule.train_dataloader()
+    began, clips, batches = time.perf_counter(), 0, 0
+    for batch in loader:
+        clips, batches = clips + len(batch[0]), batches + 1
+    return clips / (time.perf_counter() - began), batches
 
 
 def train_rate(cfg, datamodule, steps: int = 5) -> float:
@@ -88,11 +84,10 @@ def train_rate(cfg, datamodule, steps: int = 5) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--videos", type=int, default=32)
+    parser.add_argument("--videos", type=int, default=64)
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
-    parser.add_argument("--batches", type=int, default=8, help="training batches timed per worker count")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data.frame_size=112")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="video-decode-") as work:
@@ -106,7 +101,8 @@ def main() -> None:
             f" {cfg.data.global_batch_size}; {torch.get_num_threads()} torch threads"
         )
         for workers in (0, 2, 4):
-            print(f"decode, {workers} workers: {decode_rate(cfg, workers, args.batches):8.1f} clips/s")
+            rate, batches = decode_rate(cfg, workers)
+            print(f"decode, {workers} workers: {rate:8.1f} clips/s ({batches} batches)")
         datamodule = instantiate(cfg.data)
         print(f"train (forward, backward, step): {train_rate(cfg, datamodule):8.1f} clips/s")
 
