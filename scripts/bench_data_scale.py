@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
 
 MEASURE = """
 import json, resource, sys, time
@@ -41,6 +39,12 @@ def measured(body: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def remove_folder(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder)
+
+
 def folder_size_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
@@ -48,6 +52,8 @@ def folder_size_mb(folder: Path) -> float:
 # >>> lm
 def write_corpus(root: Path, tokens: int, seed: int = 0, line: int = 20) -> None:
     """train.txt of ``tokens`` words (with <eos>: lines of ``line - 1`` words), valid and test 1/50 of it."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     vocabulary = np.array([f"w{i}" for i in range(10_000)])
     root.mkdir(parents=True)
@@ -101,7 +107,7 @@ def bench_corpora(counts: list[int], work: Path) -> list[dict]:
         root = work / f"corpus{count}"
         write_corpus(root, count)
         cold_seconds, cold_rss = fit_ddp(root, work / f"run{count}-cold")  # builds the cache in the fit
-        shutil.rmtree(root / ".cache")
+        remove_folder(root / ".cache")
         built = measured(build.replace("ROOT", repr(str(root))))
         warm_seconds, warm_rss = fit_ddp(root, work / f"run{count}-warm")
         rows.append(
@@ -118,7 +124,7 @@ def bench_corpora(counts: list[int], work: Path) -> list[dict]:
                 "fit warm peak RSS MB": warm_rss,
             }
         )
-        shutil.rmtree(root)
+        remove_folder(root)
     return rows
 
 
@@ -126,6 +132,7 @@ def bench_corpora(counts: list[int], work: Path) -> list[dict]:
 # >>> cnn
 def write_images(root: Path, count: int, seed: int = 0) -> None:
     """``count`` noisy JPEG photos-to-be of 160-320 pixels a side in 10 class folders."""
+    import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(seed)
@@ -166,7 +173,7 @@ def bench_images(counts: list[int], image_size: int, work: Path) -> list[dict]:
                 "warm peak RSS MB": warm["peak_rss_mb"],
             }
         )
-        shutil.rmtree(root)
+        remove_folder(root)
     return rows
 
 
@@ -183,6 +190,20 @@ def print_table(rows: list[dict]) -> None:
         print(" | ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
 
 
+def data_kinds(args: argparse.Namespace) -> list[tuple[str, Callable[[Path], list[dict]]]]:
+    """(what, how it is measured) for each kind of data file this project's tasks read, at the sizes asked."""
+    kinds = []
+    # >>> lm
+    if args.tokens:
+        kinds.append(("corpora", lambda work: bench_corpora(args.tokens, work)))
+    # <<< lm
+    # >>> cnn
+    if args.images:
+        kinds.append(("image folders", lambda work: bench_images(args.images, args.image_size, work)))
+    # <<< cnn
+    return kinds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # >>> lm
@@ -192,24 +213,17 @@ def main() -> None:
     parser.add_argument("--images", type=int, nargs="*", default=[1000, 10000], help="image folder sizes")
     parser.add_argument("--image-size", type=int, default=64)
     # <<< cnn
-    args = parser.parse_args()
+    benches = data_kinds(parser.parse_args())
+    if not benches:
+        parser.exit(message="This project's tasks read no data files to measure.\n")
     floor = measured("import lightning.pytorch, torch\nextra = {}")
     print(f"imports only: peak RSS {floor['peak_rss_mb']:.0f} MB")
     with tempfile.TemporaryDirectory(prefix="bench-data-scale-") as work:
-        # >>> lm
-        if args.tokens:
+        for what, bench in benches:
             began = time.perf_counter()
-            rows = bench_corpora(args.tokens, Path(work))
-            print(f"\ncorpora ({time.perf_counter() - began:.0f} s in all)")
+            rows = bench(Path(work))
+            print(f"\n{what} ({time.perf_counter() - began:.0f} s in all)")
             print_table(rows)
-        # <<< lm
-        # >>> cnn
-        if args.images:
-            began = time.perf_counter()
-            rows = bench_images(args.images, args.image_size, Path(work))
-            print(f"\nimage folders ({time.perf_counter() - began:.0f} s in all)")
-            print_table(rows)
-        # <<< cnn
     print(f"(this process: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
 
 
