@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -23,8 +25,8 @@ Splits = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 class ImageDataModule(GlobalBatchDataModule):
     """Per-channel normalisation from the train split, crop and flip, over splits a subclass finds.
 
-    Subclasses say where the images are (:meth:`load_splits`; for a set of train and test
-    arrays, :meth:`load_arrays`, split into train and val from ``seed``), what the classes
+    Subclasses say where the images are (:meth:`load_splits`; a set of train and test
+    arrays becomes splits with :meth:`split_arrays`, val drawn from train by ``seed``), what the classes
     are called, and how ``predict`` fits an image file to the input (``fit``). ``num_train``
     and ``num_test`` keep only the first images of each array (None: all of them).
     """
@@ -49,13 +51,12 @@ class ImageDataModule(GlobalBatchDataModule):
         self.augment = augment
         self.datasets: dict[str, ImageDataset] = {}
 
-    def load_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Train images, train labels, test images, test labels (uint8 NCHW, int64)."""
-        raise NotImplementedError
-
+    @abstractmethod
     def load_splits(self) -> Splits:
-        """The train, val and test images; by default the arrays of :meth:`load_arrays`, val drawn from train."""
-        train_x, train_y, test_x, test_y = self.load_arrays()
+        """The train, val and test images, labels and rows."""
+
+    def split_arrays(self, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> Splits:
+        """A set of train and test arrays (uint8 NCHW, int64) as splits: val drawn from train by ``seed``."""
         train_x, train_y = train_x[: self.num_train], train_y[: self.num_train]
         test_x, test_y = test_x[: self.num_test], test_y[: self.num_test]
         order = np.random.default_rng(self.seed).permutation(len(train_y))
@@ -127,10 +128,10 @@ class SyntheticImageDataModule(ImageDataModule):
     def __init__(self, num_train: int = 20000, num_test: int = 2000, **kwargs) -> None:
         super().__init__(num_train=num_train, num_test=num_test, **kwargs)
 
-    def load_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def load_splits(self) -> Splits:
         images, labels = make_synthetic_images(self.num_train + self.num_test, self.seed)
         n = self.num_train
-        return images[:n], labels[:n], images[n:], labels[n:]
+        return self.split_arrays(images[:n], labels[:n], images[n:], labels[n:])
 
 
 class Cifar10DataModule(FileDataModule, ImageDataModule):
@@ -142,8 +143,12 @@ class Cifar10DataModule(FileDataModule, ImageDataModule):
         if self.download:
             cifar10.download(self.root)
 
-    def load_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        return (*cifar10.read_split(self.root, cifar10.TRAIN_FILES), *cifar10.read_split(self.root, cifar10.TEST_FILES))
+    def load_splits(self) -> Splits:
+        train, test = (
+            cifar10.read_split(self.root, cifar10.TRAIN_FILES),
+            cifar10.read_split(self.root, cifar10.TEST_FILES),
+        )
+        return self.split_arrays(*train, *test)
 
 
 class ImageFolderDataModule(FileDataModule, ImageDataModule):
