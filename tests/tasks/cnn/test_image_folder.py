@@ -256,3 +256,9 @@ def test_resuming_on_an_image_folder_is_bit_identical(tmp_path, guarantee_folder
     resumed = run_to_end(tmp_path / "resumed", *common, f"ckpt_path={straight.run_dir / 'checkpoints' / 's0006.ckpt'}")
     assert max_abs_difference(weights(straight.run_dir, "s0006.ckpt"), weights(straight.run_dir)) > 1e-4
     assert identical(weights(straight.run_dir), weights(resumed.run_dir))
+    # the same on the shipped checkpoint callback (monitor kept), from the checkpoint of the first epoch's end
+    shipped = [*on_the_folder(guarantee_folder), "data.global_batch_size=16", "trainer.max_steps=12"]
+    shipped_straight = run_to_end(tmp_path / "shipped", *shipped, "callbacks.model_checkpoint.save_top_k=-1")
+    (epoch_end,) = (shipped_straight.run_dir / "checkpoints").glob("best-epoch000-*.ckpt")
+    shipped_resumed = run_to_end(tmp_path / "shipped-resumed", *shipped, f"ckpt_path={epoch_end}")
+    assert identical(weights(shipped_straight.run_dir), weights(shipped_resumed.run_dir))
