@@ -26,6 +26,19 @@ def test_a_failed_write_leaves_the_previous_checkpoint_and_no_partial_file(tmp_p
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]
 
 
+@pytest.mark.parametrize(
+    ("where", "fragments"),
+    [("a folder", ["Is a directory", "give the path of a file"]), ("under a file", ["a part of the path is a file"])],
+)
+def test_a_path_the_file_system_refuses_is_one_user_error_naming_it(tmp_path, where, fragments):
+    (tmp_path / "a-file").write_text("in the way\n")
+    path = tmp_path if where == "a folder" else tmp_path / "a-file" / "last.ckpt"
+    with pytest.raises(UserError) as refused:
+        atomic_torch_save({"step": 1}, path)
+    assert str(refused.value).startswith(f"Cannot write {path} (") and all(f in str(refused.value) for f in fragments)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing left behind
+
+
 def loops(ready: int, completed: int) -> dict:
     counts = {"ready": ready, "started": ready, "processed": ready, "completed": completed}
     return {"fit_loop": {"epoch_loop.batch_progress": {"total": dict(counts), "current": dict(counts)}}}

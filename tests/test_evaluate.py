@@ -12,6 +12,7 @@ from lightning_template import evaluate
 from lightning_template.runs.trained import with_run_overrides
 
 from conftest import TASK, TINY_BY_TASK, console_script, expect_user_error
+from test_resume import files_of
 
 OTHER_TASK = next((task for task in TINY_BY_TASK if task != TASK), None)
 
@@ -86,7 +87,7 @@ def test_validation_split_gives_the_best_monitored_score(fitted, shared_runs, tm
     [
         ([], ["ckpt_path is not set"]),
         (["ckpt_path=/nonexistent/best.ckpt"], ["ckpt_path=/nonexistent/best.ckpt does not exist"]),
-        (["split=train"], ["split='train' is not one of: val, test"]),
+        (["split=train"], ["split=train is not a valid setting: split takes one of val, test"]),
     ],
 )
 def test_bad_input_gets_one_paragraph(fitted, tmp_path, args, fragments):
@@ -109,4 +110,21 @@ def test_a_checkpoint_of_another_task_is_refused(fitted):
     checkpoint = fitted(TASK).run_dir / "checkpoints" / "last.ckpt"
     other_experiment = TINY_BY_TASK[OTHER_TASK][0]  # tiny.yaml starts with experiment=<name>
     done = console_script("evaluate", f"ckpt_path={checkpoint}", other_experiment, check=False)
-    expect_user_error(done, "but the checkpoint's model was trained on")
+    expect_user_error(
+        done, f"was written by experiment={TASK}, whose model is", "drop experiment= to use the checkpoint's run's own"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(OTHER_TASK is None, reason="needs a second task")
+@pytest.mark.parametrize("command", ["evaluate", "export"])
+def test_a_checkpoint_of_another_task_placed_in_a_run_directory_names_the_experiment_that_wrote_it(
+    fitted, shared_runs, tmp_path, command
+):
+    run = shared_runs.copy(fitted(TASK), tmp_path / "run")
+    placed = run.run_dir / "checkpoints" / "last.ckpt"
+    placed.write_bytes((fitted(OTHER_TASK).run_dir / "checkpoints" / "last.ckpt").read_bytes())
+    before = files_of(run.run_dir)
+    done = console_script(command, f"ckpt_path={placed}", check=False)
+    expect_user_error(done, f"was written by experiment={OTHER_TASK}", f"is of experiment={TASK}")
+    assert files_of(run.run_dir) == before

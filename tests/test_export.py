@@ -15,4 +15,4 @@ def test_export_round_trip_equals_the_checkpoint(fitted, tmp_path, fmt):
 def test_unknown_format_is_refused(fitted):
     checkpoint = fitted(TASK).run_dir / "checkpoints" / "last.ckpt"
     done = console_script("export", f"ckpt_path={checkpoint}", "format=zip", check=False)
-    expect_user_error(done, "format='zip' is not one of: pt2, torchscript, onnx")
+    expect_user_error(done, "format=zip is not a valid setting: format takes one of pt2, torchscript, onnx")

@@ -7,6 +7,7 @@ an unknown experiment, in test_user_errors.py.)
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,10 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, TINY, expect_user_error
+from lightning_template.command_line.hydra_command import compose_fit
+from lightning_template.training.declared_metrics import training_metrics
+
+from conftest import ROOT, TINY, TINY_BY_TASK, expect_user_error, run_module
 
 
 def test_run_leaves_checkpoint_metrics_and_resolved_config(fit):
@@ -35,6 +39,15 @@ def test_a_run_with_one_validation_names_its_last_and_best_checkpoints(fitted):
     summary = fitted().summary()  # one epoch of the tiny settings
     assert summary["last_checkpoint"] == summary["run_dir"] + "/checkpoints/last.ckpt"
     assert Path(summary["best_checkpoint"]).is_file() and summary["test"]
+
+
+@pytest.mark.parametrize("task", list(TINY_BY_TASK))
+def test_what_a_module_declares_it_logs_while_training_is_what_it_logs(shared_runs, task):
+    """``monitor=train/...`` is checked against the declaration before a run; one epoch logs each name."""
+    run = shared_runs.get("fit", *TINY_BY_TASK[task], "trainer.max_epochs=1", "trainer.log_every_n_steps=1")
+    logged = {name for row in run.metrics() for name, value in row.items() if value}
+    expected = training_metrics(compose_fit(TINY_BY_TASK[task]))
+    assert sorted(name for name in logged if name.startswith("train/")) == sorted(expected)
 
 
 def test_module_twin_and_console_script_agree():
@@ -89,3 +102,43 @@ def test_a_run_records_the_code_and_environment_that_trained_it(fitted):
     else:
         changes = subprocess.run(["git", "-C", str(ROOT), "diff", "HEAD"], capture_output=True, text=True).stdout
         assert changes == "" or ".py" not in changes  # no source change went unrecorded
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A file system of its own, 4 MiB of memory (tmpfs: mounting needs root, as in CI's container)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here ({done.stderr.strip()}): needs root")
+    yield mount
+    subprocess.run(["umount", "--lazy", str(mount)], check=True)
+
+
+def _fill(disk: Path, leave: int) -> Path:
+    """A file that leaves ``leave`` bytes free on ``disk``."""
+    ballast = disk / "ballast"
+    ballast.write_bytes(bytes(max(shutil.disk_usage(disk).free - leave, 0)))
+    return ballast
+
+
+def test_a_full_disk_stops_fit_in_one_paragraph_and_the_run_continues_once_there_is_room(fitted, small_disk):
+    """Room for the run's small files and one and a half checkpoints: the first checkpoint is written, the
+    second fills the disk. Freed, the same command with ckpt_path=last ends as the uninterrupted run did."""
+    straight = fitted()
+    files = [path for path in straight.run_dir.rglob("*") if path.is_file()]
+    checkpoint = (straight.run_dir / "checkpoints" / "last.ckpt").stat().st_size
+    small = sum(-(-path.stat().st_size // 4096) * 4096 for path in files if path.suffix != ".ckpt")
+    ballast = _fill(small_disk, small + checkpoint * 3 // 2)
+    command = [*TINY, "trainer.max_epochs=1", f"hydra.run.dir={small_disk / 'run'}"]
+    full = run_module("fit", *command, run_dir=small_disk / "run", check=False)
+    expect_user_error(full, f"Cannot write {small_disk / 'run'}", "(No space left on device): free space there")
+    assert not [path for path in small_disk.rglob("*partial*")], "a half-written file was left"
+    ballast.unlink()
+    continued = run_module("fit", *command, "ckpt_path=last", run_dir=small_disk / "run")
+    assert "continuing from" in continued.output
+    assert continued.summary()["global_steps"] == straight.summary()["global_steps"]
+    assert continued.summary()["test"] == straight.summary()["test"]

@@ -25,6 +25,7 @@ def test_fast_dev_run(fit, task):
     assert summary["experiment"] == task and summary["global_steps"] == 1
     assert any(name.startswith("test/") for name in summary["test"])
     assert all(value == value for value in summary["test"].values())  # tested, no NaN
-    # what the module declares it logs at validation (checked against monitor before a run) is what it logs
+    # what the module declares it logs at validation (checked against monitor before a run) is what it logs;
+    # its training metrics: test_fit_cli.py (fast_dev_run keeps no logs)
     logged = [name for name in metric_names(read_history(history_path(run.run_dir))) if not name.startswith("train/")]
     assert sorted(logged) == sorted(validation_metrics(compose_fit(TINY_BY_TASK[task])))

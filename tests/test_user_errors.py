@@ -68,14 +68,23 @@ CASES = [
     ("fit", ["data.global_batch_sise=32"], ["data.global_batch_sise", "Did you mean data.global_batch_size?"], False),
     ("fit", ["+data.global_batch_sise=32"], ["data.global_batch_sise", "did you mean data.global_batch_size?"], False),
     ("fit", ["monitor=val/accuracy"], ["monitor=val/accuracy", "logs"], False),
+    ("fit", ["monitor=train/accuracy"], ["monitor=train/accuracy", "while it trains", "train/lr"], False),
     ("fit", ["ckpt_path={missing}"], ["does not exist"], True),
     ("fit", ["ckpt_path={trained_run}"], ["is a directory"], True),
     ("fit", [*TINY, *_reshaping_overrides(), "ckpt_path={trained_ckpt}"], ["differ in shape"], True),
     ("fit", ["hydra.run.dir={a_file}/run"], ["hydra.run.dir=", "cannot be used as a run directory"], True),
     ("tune", ["seed=abc"], ["seed=abc"], False),
+    ("tune", ["tune.lr_min=1", "tune.lr_max=0.1"], ["tune.lr_min=1 is not below tune.lr_max=0.1"], False),
+    ("tune", ["tune.steps_per_trial=0"], ["tune.steps_per_trial=0", "an integer of at least 1"], False),
+    ("predict", ["top_k=0"], ["top_k=0", "an integer of at least 1"], False),
+    ("predict", ["batch_size=-3"], ["batch_size=-3", "an integer of at least 1"], False),
+    ("generate", ["words=0"], ["words=0", "an integer of at least 1"], False),
+    ("generate", ["temperature=0"], ["temperature=0", "a number greater than 0"], False),
+    ("export", ["format=zip"], ["format=zip", "pt2, torchscript, onnx"], False),
     ("evaluate", ["ckpt_path={missing}"], ["ckpt_path=", "does not exist"], True),
     ("evaluate", ["ckpt_path={trained_ckpt}", "split=train"], ["split"], True),
     ("predict", ["ckpt_path={trained_ckpt}", "input={missing}"], [], True),
+    ("export", ["ckpt_path={trained_ckpt}", "output_dir={a_file}/export"], ["Cannot write", "is a file, not"], True),
 ]
 if OTHER_TASK is not None:  # a checkpoint of another task's experiment
     CASES.append(

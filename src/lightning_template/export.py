@@ -21,13 +21,14 @@ import torch
 from omegaconf import DictConfig
 
 from lightning_template.command_line.hydra_command import hydra_command
+from lightning_template.command_line.settings import EXPORT_FORMATS
 from lightning_template.command_line.tables import print_table
 from lightning_template.errors import UserError
 from lightning_template.files.atomic import atomic_write_text
 from lightning_template.runs.task_inference import ExportSpec, inference_for
 from lightning_template.runs.trained import load_trained, with_run_overrides
 
-SUFFIXES = {"pt2": ".pt2", "torchscript": ".ts", "onnx": ".onnx"}
+SUFFIXES = dict(zip(EXPORT_FORMATS, (".pt2", ".ts", ".onnx"), strict=True))  # format= is checked by its rule
 
 
 def _write(spec: ExportSpec, fmt: str, path: Path) -> None:
@@ -50,8 +51,6 @@ def _write(spec: ExportSpec, fmt: str, path: Path) -> None:
 
 
 def _check_format(fmt: str) -> None:
-    if fmt not in SUFFIXES:
-        raise UserError(f"format={fmt!r} is not one of: {', '.join(SUFFIXES)}.")
     if fmt == "onnx" and importlib.util.find_spec("onnx") is None:
         raise UserError(
             "format=onnx needs the onnx package, which is not installed: pip install onnx, or use format=pt2."

@@ -34,8 +34,8 @@ def _start(cfg: DictConfig, run: Run, output_dir: Path) -> ResumePoint | None:
     trainer = run.trainer
     resume = resolve_resume_point(cfg.get("ckpt_path"), output_dir, check_run_dir=trainer.is_global_zero)
     if resume is not None:
-        state = torch.load(resume.path, map_location="cpu", mmap=True, weights_only=True)["state_dict"]
-        refuse_foreign_weights(state, run.model, resume.path, cfg.get("experiment_name"))
+        checkpoint = torch.load(resume.path, map_location="cpu", mmap=True, weights_only=True)
+        refuse_foreign_weights(checkpoint, run.model, resume.path, cfg.get("experiment_name"))
     if resume is None and cfg.get("ckpt_path") == CONTINUE and not _run_dir_given():
         rank_zero_warn(
             f"ckpt_path=last looked in {output_dir}, a new timestamped directory: to continue an earlier run,"

@@ -28,10 +28,6 @@ def _checked(cfg: DictConfig) -> tuple[str | None, int, float]:
             'prompt is empty: give the words the text starts with (prompt="the market"), or leave prompt out to'
             " start from nothing."
         )
-    if not isinstance(cfg.words, int) or cfg.words < 1:
-        raise UserError(f"words={cfg.words!r} must be a positive integer (how many words to sample).")
-    if not isinstance(cfg.temperature, (int, float)) or cfg.temperature <= 0:
-        raise UserError(f"temperature={cfg.temperature!r} must be a number above 0 (1.0 samples the model as it is).")
     return None if prompt is None else str(prompt), cfg.words, float(cfg.temperature)
 
 

@@ -51,8 +51,6 @@ def fit_world_size(cfg: DictConfig) -> int:
     """The number of processes the tuned ``fit`` will train on: ``tune.fit_world_size`` or the trainer's."""
     given = cfg.tune.get("fit_world_size")
     if given is not None:
-        if not isinstance(given, int) or given < 1:
-            raise UserError(f"tune.fit_world_size={given!r} must be a positive integer (devices x nodes), or null.")
         return given
     keys = ("accelerator", "devices", "num_nodes", "strategy")
     settings = {key: cfg.trainer[key] for key in keys}
@@ -101,10 +99,7 @@ def find_micro_batch_size(cfg: DictConfig, per_device: int) -> int:
     The finder doubles the global batch of a one-device run without accumulation
     (there, global batch = micro-batch) until memory runs out or the bound is reached.
     """
-    limit = cfg.tune.max_micro_batch_size
-    if not isinstance(limit, int) or limit < 1:
-        raise UserError(f"tune.max_micro_batch_size={limit!r} must be a positive integer (the search bound).")
-    bound = min(limit, per_device)
+    bound = min(cfg.tune.max_micro_batch_size, per_device)
     start = min(2, bound)
     one_device = _one_device_config(cfg, global_batch_size=start, micro_batch_size=None)
     run = build_run(one_device, max_epochs=-1, max_steps=cfg.tune.steps_per_trial)

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lightning_template.errors import UserError
 from lightning_template.runs.lr_scaling import CHOICES as LR_SCALING_CHOICES
-from lightning_template.training.declared_metrics import validation_metrics
+from lightning_template.training.declared_metrics import training_metrics, validation_metrics
 
 
 def _is_int(value: Any) -> bool:
@@ -131,6 +131,8 @@ PRECISIONS = tuple(
         key=lambda name: ("-" not in name, name),
     )
 )
+EVALUATED_SPLITS = ("val", "test")  # what evaluate's split= takes
+EXPORT_FORMATS = ("pt2", "torchscript", "onnx")  # what export's format= takes
 FRACTION_OR_COUNT = either(number(0.0, 1.0), integer(0), Rule(lambda v: v is None, "null", "null"))
 RUN_LENGTH = integer(1, extra=(-1,))
 
@@ -188,6 +190,27 @@ RULES: dict[str, Rule] = {
     "trainer.enable_checkpointing": BOOLEAN,
     "trainer.sync_batchnorm": BOOLEAN,
     "trainer.use_distributed_sampler": BOOLEAN,
+    # tune (configs/tune.yaml)
+    "tune.fit_world_size": integer(1, unset=True),
+    "tune.scale_batch_size": BOOLEAN,
+    "tune.max_micro_batch_size": integer(1),
+    "tune.steps_per_trial": integer(1),
+    "tune.lr_find": BOOLEAN,
+    "tune.lr_min": number(0.0, above=True),
+    "tune.lr_max": number(0.0, above=True),
+    "tune.lr_num_training": integer(2),
+    "tune.lr_early_stop_threshold": number(0.0, above=True, unset=True),
+    # the commands that use a trained model (configs/{evaluate,predict,generate,export}.yaml)
+    "split": choice(*EVALUATED_SPLITS),
+    "input": text(unset=True),
+    "top_k": integer(1),
+    "batch_size": integer(1),
+    "prompt": text(unset=True),
+    "words": integer(1),
+    "temperature": number(0.0, above=True),
+    "format": choice(*EXPORT_FORMATS),
+    "output": text(),
+    "output_dir": text(),
 }
 
 # What no run goes without (a ``~key`` on the command line can remove them)
@@ -226,6 +249,12 @@ def check_rules(cfg: DictConfig, rules: dict[str, Rule] = RULES) -> None:
     for key in REQUIRED:
         if not _select(cfg, key)[0]:
             raise UserError(f"{key} is missing from the config (removed with ~{key}?): every run needs it; set it.")
+    (has_min, lr_min), (has_max, lr_max) = _select(cfg, "tune.lr_min"), _select(cfg, "tune.lr_max")
+    if has_min and has_max and lr_min >= lr_max:
+        raise UserError(
+            f"tune.lr_min={lr_min} is not below tune.lr_max={lr_max}: the range test sweeps the learning"
+            " rate from lr_min up to lr_max. Give lr_min < lr_max (e.g. tune.lr_min=1e-6 tune.lr_max=10)."
+        )
     if _select(cfg, "trainer.max_steps")[1] == -1 and _select(cfg, "trainer.max_epochs")[1] == -1:
         raise UserError(
             "trainer.max_steps=-1 and trainer.max_epochs=-1 give the run no end (and the learning-rate schedule"
@@ -380,14 +409,15 @@ def check_arguments(cfg: DictConfig) -> None:
 
 
 def check_monitor(cfg: DictConfig) -> None:
-    """A UserError if ``monitor`` names a validation metric the model does not log (known where it declares them)."""
-    logged, monitor = validation_metrics(cfg), str(cfg.get("monitor"))
-    if logged is not None and monitor not in logged and not monitor.startswith("train/"):
-        raise UserError(
-            f"monitor={monitor} is not a metric this model logs: {cfg.model._target_} logs {', '.join(logged)} at"
-            f" each validation, so no checkpoint could be ranked. Set monitor to one of them (monitor_mode=max for"
-            " accuracies, min for losses and perplexities)."
-        )
+    """A UserError if ``monitor`` names a metric the model does not log (known where it declares them)."""
+    validated, trained, monitor = validation_metrics(cfg), training_metrics(cfg), str(cfg.get("monitor"))
+    if validated is None or trained is None or monitor in (*validated, *trained):
+        return
+    raise UserError(
+        f"monitor={monitor} is not a metric this model logs: {cfg.model._target_} logs {', '.join(validated)} at"
+        f" each validation (and {', '.join(trained)} while it trains), so no checkpoint could be ranked. Set"
+        " monitor to a validation metric (monitor_mode=max for accuracies, min for losses and perplexities)."
+    )
 
 
 def check_settings(cfg: DictConfig, shipped: DictConfig | None = None, overridden: Iterable[str] = ()) -> None:

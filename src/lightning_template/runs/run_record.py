@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as L
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_template.checkpointing.foreign_weights import ORIGIN_KEY
 from lightning_template.files.atomic import atomic_write_text
 from lightning_template.runs.provenance import record_attempt
 
@@ -24,10 +26,16 @@ class RunRecord(Callback):
     as it was; a start that fails before training must leave nothing that makes its folder
     look like a run. So Hydra does not write into the run directory itself
     (``hydra.output_subdir: null``, console logging only); this callback writes what it would.
+
+    Each checkpoint records the experiment and model that wrote it (``written_by``), so a
+    checkpoint moved into another run, or given to another experiment, is named by its own.
     """
 
     def __init__(self, cfg: DictConfig, output_dir: Path, resumed_step: int) -> None:
         self.cfg, self.output_dir, self.resumed_step = cfg, output_dir, resumed_step
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint[ORIGIN_KEY] = {"experiment": self.cfg.get("experiment_name"), "model": self.cfg.model._target_}
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for logger in trainer.loggers:

@@ -13,8 +13,6 @@ import torch
 
 from lightning_template.runs.assembly import Run
 
-SPLITS = ("val", "test")
-
 
 def scalar(value: Any) -> float | None:
     return None if value is None else float(value.item() if isinstance(value, torch.Tensor) else value)

@@ -24,7 +24,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_template.batching.data_description import DataDescription
-from lightning_template.checkpointing.foreign_weights import refuse_foreign_weights
+from lightning_template.checkpointing.foreign_weights import origin_of, refuse_another_model, refuse_foreign_weights
 from lightning_template.errors import UserError
 from lightning_template.runs.run_record import HYDRA_FILES
 
@@ -117,10 +117,14 @@ def read_checkpoint(ckpt_path: Any) -> dict[str, Any]:
     return checkpoint
 
 
+def _experiment_chosen() -> bool:
+    """Whether the command line chose the experiment (the config is the user's, not the run directory's)."""
+    return HydraConfig.initialized() and any(_key(o) == "experiment" for o in HydraConfig.get().overrides.task)
+
+
 def _check_run_config(cfg: DictConfig) -> None:
     """Refuse a config composed without the checkpoint's run (none found) unless ``experiment=`` chose one."""
-    chosen = HydraConfig.initialized() and any(_key(o) == "experiment" for o in HydraConfig.get().overrides.task)
-    if not chosen and run_dir_of(Path(str(cfg.ckpt_path)).expanduser().absolute()) is None:
+    if not _experiment_chosen() and run_dir_of(Path(str(cfg.ckpt_path)).expanduser().absolute()) is None:
         raise UserError(
             f"ckpt_path={cfg.ckpt_path}: no run directory found above it (a folder holding {SAVED_OVERRIDES}, which"
             " fit writes), so the run's config is unknown. Keep the checkpoint in its run's checkpoints/ folder,"
@@ -138,9 +142,11 @@ class TrainedModel:
 
 
 def open_checkpoint(cfg: DictConfig) -> dict[str, Any]:
-    """The checkpoint of ``cfg.ckpt_path``, once its run's config is known to be ``cfg``."""
+    """The checkpoint of ``cfg.ckpt_path``, once its run's config is known to be ``cfg`` and of its model."""
     checkpoint = read_checkpoint(cfg.get("ckpt_path"))
     _check_run_config(cfg)
+    ckpt_path = Path(str(cfg.ckpt_path))
+    refuse_another_model(checkpoint, cfg.model._target_, ckpt_path, _another_model_fix(cfg, ckpt_path))
     return checkpoint
 
 
@@ -151,6 +157,7 @@ def load_trained(cfg: DictConfig) -> TrainedModel:
     is refused, naming the mismatch and the run that wrote it.
     """
     checkpoint = open_checkpoint(cfg)
+    ckpt_path = Path(str(cfg.ckpt_path))
     description = DataDescription.of(checkpoint["hyper_parameters"]["data"])
     model = instantiate(OmegaConf.to_container(cfg.model, resolve=True), data=description.as_dict(), _convert_="all")
     state = checkpoint["state_dict"]
@@ -158,6 +165,18 @@ def load_trained(cfg: DictConfig) -> TrainedModel:
     if dtype is not None:
         model.to(dtype)  # a float64 run stays float64
     experiment = OmegaConf.select(cfg, "experiment_name", throw_on_resolution_failure=False)
-    refuse_foreign_weights(state, model, Path(str(cfg.ckpt_path)), experiment)
+    refuse_foreign_weights(checkpoint, model, ckpt_path, experiment)
     model.load_state_dict(state)
-    return TrainedModel(model.eval(), description, Path(str(cfg.ckpt_path)))
+    return TrainedModel(model.eval(), description, ckpt_path)
+
+
+def _another_model_fix(cfg: DictConfig, ckpt_path: Path) -> str:
+    """What to do when the checkpoint's model is not the one ``cfg`` builds: where that config came from."""
+    experiment = f"experiment={cfg.get('experiment_name')}"
+    if origin_of(ckpt_path) != experiment:  # not the run directory's config, nor its experiment: the user's
+        return f"The config given ({experiment}) is another: drop experiment= to use the checkpoint's run's own."
+    return (
+        f"It was moved or copied here: the run directory it lies in ({run_dir_of(ckpt_path.expanduser().absolute())})"
+        f" is of {experiment}. Use the checkpoint from its own run directory, or give its experiment and overrides"
+        " on the command line (experiment=... replaces the directory's)."
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning.pytorch as L
 import torch
@@ -30,6 +30,9 @@ class GlobalBatchModule(L.LightningModule):
     horizon is saved in checkpoints; a resume whose ``trainer.max_steps`` or
     ``max_epochs`` gives another horizon is refused, since the schedule would jump.
     """
+
+    # logged while training (a task adds its own): a monitor under train/ is checked against them
+    TRAINING_METRICS: ClassVar[tuple[str, ...]] = ("train/lr",)
 
     def __init__(
         self,

@@ -92,9 +92,23 @@ def test_a_file_of_another_size_is_refused_naming_it_and_the_fix(tmp_path, size,
     with pytest.raises(UserError) as error:
         Cifar10DataModule(root=str(tmp_path), global_batch_size=8, **SMALL).setup()
     message = str(error.value)
-    assert message.startswith(f"{path} is {size:,} bytes, but each file of the CIFAR-10 binary version is 30,730,000")
-    assert f"it holds {held}, so it is damaged" in message and "data.download=true" in message
+    assert message.startswith(f"CIFAR-10 in {path.parent} is damaged: each file of the binary version is 30,730,000")
+    assert f"data_batch_3.bin is {size:,} bytes, {held}: cut short" in message and "data.download=true" in message
     assert cifar10.URL in message
+
+
+def test_every_missing_or_damaged_file_is_named_in_one_message(tmp_path):
+    """A train file and the test file missing: both named at once, not the second on the next run."""
+    make_cifar(tmp_path)
+    for name in ("data_batch_2.bin", "test_batch.bin"):
+        (tmp_path / cifar10.FOLDER / name).unlink()
+    with pytest.raises(UserError, match=r"lacks data_batch_2\.bin, test_batch\.bin\. Put"):
+        Cifar10DataModule(root=str(tmp_path), global_batch_size=8, **SMALL).setup()
+    make_cifar(tmp_path / "second")
+    for name in ("data_batch_5.bin", "test_batch.bin"):
+        (tmp_path / "second" / cifar10.FOLDER / name).write_bytes(bytes(cifar10.RECORD_BYTES))
+    with pytest.raises(UserError, match=r"but data_batch_5\.bin is 3,073 bytes, 1 images; test_batch\.bin is 3,073"):
+        Cifar10DataModule(root=str(tmp_path / "second"), global_batch_size=8, **SMALL).setup()
 
 
 def test_download_replaces_a_folder_with_a_cut_file(tmp_path):
@@ -181,7 +195,7 @@ def test_fit_on_a_file_cut_on_a_record_boundary_exits_2_naming_it(tmp_path):
         f"hydra.run.dir={run_dir}",
         check=False,
     )
-    expect_user_error(run, f"{path} is 15,365,000 bytes", "it holds 5,000 images", "data.download=true")
+    expect_user_error(run, f"{path.parent} is damaged", "data_batch_1.bin is 15,365,000 bytes, 5,000 images")
     assert not (run_dir / "summary.json").exists()
 
 

@@ -48,23 +48,14 @@ def read_batch_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return records[:, 1:].reshape(-1, 3, 32, 32).copy(), labels
 
 
-def check_size(path: Path) -> None:
-    """Refuse an official batch file of another size than 10,000 records: it would train on fewer images."""
-    size = path.stat().st_size
-    if size == FILE_BYTES:
-        return
+def _held(size: int) -> str:
     records, rest = divmod(size, RECORD_BYTES)
-    held = f"{records:,} images" + (f" and {rest:,} bytes of a cut one" if rest else "")
-    raise UserError(
-        f"{path} is {size:,} bytes, but each file of the CIFAR-10 binary version is {FILE_BYTES:,} bytes"
-        f" ({RECORDS_PER_FILE:,} images of {RECORD_BYTES:,} bytes): it holds {held}, so it is damaged (cut short"
-        f" or padded) or not the official file. Run again with data.download=true to fetch the archive again (it"
-        f" replaces the folder {path.parent}), or extract the official archive ({URL}) under data.root again."
-    )
+    return f"{size:,} bytes, {records:,} images" + (f" and {rest:,} bytes of a cut one" if rest else "")
 
 
-def read_split(root: Path, files: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate the given batch files under ``root/cifar-10-batches-bin``."""
+def check_files(root: Path, files: tuple[str, ...] = TRAIN_FILES + TEST_FILES) -> None:
+    """Refuse, in one message, every one of ``files`` that is missing or not of the official size (10,000
+    records: another size would train on fewer images)."""
     folder = root / FOLDER
     missing = [name for name in files if not (folder / name).is_file()]
     if missing:
@@ -73,8 +64,22 @@ def read_split(root: Path, files: tuple[str, ...]) -> tuple[np.ndarray, np.ndarr
             f" extracted {URL}, a folder named {FOLDER}), point data.root at the folder that holds it, or set"
             " data.download=true to fetch it."
         )
-    for name in files:
-        check_size(folder / name)
+    sizes = {name: (folder / name).stat().st_size for name in files}
+    damaged = {name: size for name, size in sizes.items() if size != FILE_BYTES}
+    if damaged:
+        held = "; ".join(f"{name} is {_held(size)}" for name, size in damaged.items())
+        raise UserError(
+            f"CIFAR-10 in {folder} is damaged: each file of the binary version is {FILE_BYTES:,} bytes"
+            f" ({RECORDS_PER_FILE:,} images of {RECORD_BYTES:,} bytes), but {held}: cut short, padded or not the"
+            " official file. Run again with data.download=true to fetch the archive again (it replaces the folder),"
+            f" or extract the official archive ({URL}) under data.root again."
+        )
+
+
+def read_split(root: Path, files: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate the given batch files under ``root/cifar-10-batches-bin``."""
+    check_files(root, files)
+    folder = root / FOLDER
     parts = [read_batch_file(folder / name) for name in files]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 

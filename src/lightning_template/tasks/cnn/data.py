@@ -144,6 +144,7 @@ class Cifar10DataModule(FileDataModule, ImageDataModule):
             cifar10.download(self.root)
 
     def load_splits(self) -> Splits:
+        cifar10.check_files(self.root)  # every file missing or damaged, named at once
         train, test = (
             cifar10.read_split(self.root, cifar10.TRAIN_FILES),
             cifar10.read_split(self.root, cifar10.TEST_FILES),

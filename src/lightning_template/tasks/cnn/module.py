@@ -27,6 +27,7 @@ class ImageClassifier(GlobalBatchModule):
 
     # logged at each validation: fit and sweep check their metric against it before training
     VALIDATION_METRICS: ClassVar[tuple[str, ...]] = ("val/loss", "val/acc")
+    TRAINING_METRICS: ClassVar[tuple[str, ...]] = ("train/loss", "train/acc")
 
     def __init__(
         self,

@@ -38,6 +38,7 @@ class LanguageModel(GlobalBatchModule):
 
     # logged at each validation: fit and sweep check their metric against it before training
     VALIDATION_METRICS: ClassVar[tuple[str, ...]] = ("val/loss", "val/ppl")
+    TRAINING_METRICS: ClassVar[tuple[str, ...]] = ("train/loss", "train/ppl")
 
     def __init__(
         self,

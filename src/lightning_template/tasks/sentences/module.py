@@ -39,6 +39,8 @@ class SentenceModule(GlobalBatchModule):
     memory the padded tensors waste (no compute: the network packs them away).
     """
 
+    TRAINING_METRICS: ClassVar[tuple[str, ...]] = ("train/loss", "train/tokens", "train/padding")
+
     def __init__(
         self,
         data: DataDescription,

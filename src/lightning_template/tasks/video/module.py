@@ -26,6 +26,7 @@ class VideoClassifier(GlobalBatchModule):
 
     # logged at each validation: fit and sweep check their metric against it before training
     VALIDATION_METRICS: ClassVar[tuple[str, ...]] = ("val/loss", "val/acc", "val/video_acc")
+    TRAINING_METRICS: ClassVar[tuple[str, ...]] = ("train/loss", "train/acc")
 
     def __init__(
         self,
