@@ -9,7 +9,7 @@ that record is named by the ``config.yaml`` of the run directory it lies in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +49,16 @@ def _same_class(target: str, other: str) -> bool:
         return False
 
 
-def refuse_another_model(checkpoint: Mapping[str, Any], model_target: str, ckpt_path: Path, fix: str) -> None:
-    """A UserError if ``checkpoint`` records another model class than ``model_target`` (before one is built)."""
+def refuse_another_model(
+    checkpoint: Mapping[str, Any], model_target: str, ckpt_path: Path, fix: Callable[[], str]
+) -> None:
+    """A UserError if ``checkpoint`` records another model class than ``model_target`` (before one is built);
+    ``fix()`` says what to do."""
     recorded = checkpoint.get(ORIGIN_KEY) or {}
     if recorded.get("model") is not None and not _same_class(recorded["model"], model_target):
         raise UserError(
             f"ckpt_path={ckpt_path} was written by {origin_of(ckpt_path, checkpoint)}, whose model is"
-            f" {recorded['model']}; this command builds {model_target}. {fix}"
+            f" {recorded['model']}; this command builds {model_target}. {fix()}"
         )
 
 
@@ -67,7 +70,7 @@ def refuse_foreign_weights(
     origin = origin_of(ckpt_path, checkpoint)
     fix = f"Continue that run with its own settings ({origin} and its overrides), or drop ckpt_path to start {this}"
     refuse_another_model(
-        checkpoint, f"{type(model).__module__}.{type(model).__qualname__}", ckpt_path, fix + " from scratch."
+        checkpoint, f"{type(model).__module__}.{type(model).__qualname__}", ckpt_path, lambda: f"{fix} from scratch."
     )
     state: Mapping[str, torch.Tensor] = checkpoint["state_dict"]
     own = model.state_dict()

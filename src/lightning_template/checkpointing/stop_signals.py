@@ -48,13 +48,16 @@ class StopOnSignal(Callback):
     A signal arrives in the middle of anything (a forward pass, half an accumulation
     window); saving there would not resume exactly, so the handler only records it and
     the save happens at the next step boundary. Under DDP the signal may reach one rank
-    only (``kill`` on rank 0) or all of them at different moments, so the ranks agree at
-    every step boundary (a max over a CPU flag, through gloo: no device sync) and stop
-    at the same step; when a validation follows that step, they stop after it (and
-    after the checkpoint callback has ranked it). Lightning's own handlers are replaced while training runs: they
-    save in the middle of a step (SLURM) or stop without saving (SIGTERM). A second
-    Ctrl-C interrupts at once, without a checkpoint. Under SLURM, SIGUSR1 (sent ahead of
-    the time limit with ``--signal=USR1@90``) also requeues the job.
+    only (``kill`` on rank 0) or all of them at different moments, so the ranks agree: at
+    each step boundary a max over a CPU flag is started through gloo (no device sync) and
+    waited on at the next boundary, where it has long finished, so no step waits on the
+    network; the ranks stop together at the boundary after the one where the request was
+    seen, one step later than on one process. When a validation follows that step, they
+    stop after it (and after the checkpoint callback has ranked it). Lightning's own
+    handlers are replaced while training runs: they save in the middle of a step (SLURM)
+    or stop without saving (SIGTERM). A second Ctrl-C interrupts at once, without a
+    checkpoint. Under SLURM, SIGUSR1 (sent ahead of the time limit with
+    ``--signal=USR1@90``) also requeues the job.
     """
 
     def __init__(self) -> None:
@@ -62,6 +65,7 @@ class StopOnSignal(Callback):
         self._stop_after_validation: int = 0
         self._previous: dict[int, Any] = {}
         self._group: Any = None
+        self._pending: tuple[Any, torch.Tensor] | None = None  # the max started at the last step boundary
 
     def _request(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGINT and self._requested == signal.SIGINT:
@@ -72,15 +76,28 @@ class StopOnSignal(Callback):
         self._requested = 0
         if threading.current_thread() is threading.main_thread():
             self._previous = {signum: signal.signal(signum, self._request) for signum in STOP_SIGNALS}
-        if is_distributed() and torch.distributed.get_backend() != "gloo":
+        self._pending = None
+        if is_distributed():  # its own group: the flag's collectives never queue behind the gradients'
             self._group = torch.distributed.new_group(backend="gloo")
 
     def _agreed_request(self) -> int:
+        """The request the ranks agreed on: here at once on one process; under DDP the max over the ranks'
+        requests as they stood at the previous step boundary (each rank reads the same one)."""
         if not is_distributed():
             return self._requested
+        agreed = self._finish_pending()
         flag = torch.tensor([self._requested], dtype=torch.int64)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX, group=self._group)
-        return int(flag.item())
+        work = torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX, group=self._group, async_op=True)
+        self._pending = (work, flag)
+        return agreed
+
+    def _finish_pending(self) -> int:
+        if self._pending is None:
+            return 0
+        work, flag = self._pending
+        self._pending = None
+        work.wait()
+        return int(flag.item())  # a host tensor: no device sync
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -113,6 +130,8 @@ class StopOnSignal(Callback):
         raise RunStopped(signal.Signals(signum).name, trainer.global_step, path)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._pending is not None:
+            self._finish_pending()  # every rank started it; none leaves it behind
         # After an exception, Lightning's teardown puts back the handlers from before the run. Until then this
         # callback's stay: Lightning's SIGTERM handler runs a collective, which fails after a lost rank.
         for signum, handler in self._previous.items():

@@ -13,6 +13,7 @@ from typing import Any
 import lightning.pytorch as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
@@ -21,6 +22,7 @@ from lightning_template.batching.data_description import DataDescription
 from lightning_template.batching.datamodule import GlobalBatchDataModule
 from lightning_template.batching.layout import BatchLayout
 from lightning_template.callbacks.monitor_history import MonitorHistory
+from lightning_template.callbacks.progress_bar import LoggedMetricsBar
 from lightning_template.callbacks.rank_agreement import RanksAgree
 from lightning_template.checkpointing import AtomicCheckpointIO, ReportLostRank, ResumeState, StopOnSignal
 from lightning_template.checkpointing.epoch_end_resume import use_epoch_end_resuming_loop
@@ -75,6 +77,8 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
         MonitorHistory(),
         RanksAgree(),
     ]
+    if trainer_cfg.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBar) for c in callbacks):
+        callbacks.append(LoggedMetricsBar())  # Lightning's default reads the step metrics back at every batch
     loggers = _instantiate_all(cfg.get("logger")) or False
     try:
         trainer = instantiate(

@@ -146,7 +146,7 @@ def open_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = read_checkpoint(cfg.get("ckpt_path"))
     _check_run_config(cfg)
     ckpt_path = Path(str(cfg.ckpt_path))
-    refuse_another_model(checkpoint, cfg.model._target_, ckpt_path, _another_model_fix(cfg, ckpt_path))
+    refuse_another_model(checkpoint, cfg.model._target_, ckpt_path, lambda: _another_model_fix(cfg, ckpt_path))
     return checkpoint
 
 

@@ -15,6 +15,7 @@ from torch.optim import Optimizer
 from lightning_template.batching.data_description import DataDescription
 from lightning_template.batching.loss import global_mean_loss
 from lightning_template.errors import UserError
+from lightning_template.training.logging_steps import logs_this_step
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
 
@@ -80,8 +81,10 @@ class GlobalBatchModule(L.LightningModule):
         return horizon
 
     def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
-        # the LR each step really used, after any schedule or scaling
-        self.log("train/lr", optimizer.param_groups[0]["lr"], on_step=True, on_epoch=False)
+        # the LR each step really used, after any schedule or scaling; a host number becomes a device tensor
+        # when logged, so only at the steps that log
+        if logs_this_step(self.trainer):
+            self.log("train/lr", optimizer.param_groups[0]["lr"], on_step=True, on_epoch=False)
 
     def global_mean(self, loss_sum: Tensor, items_in_global_batch: float) -> Tensor:
         """The micro-batch loss to return from ``training_step`` (see :func:`global_mean_loss`)."""

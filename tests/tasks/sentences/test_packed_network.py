@@ -47,7 +47,7 @@ def test_a_padded_batch_equals_its_sentences_one_by_one(data, objective):
     assert batch.lengths.max() > 3 * batch.lengths.min()  # much padding in the batch
     # garbage in the padded slots changes nothing, since nothing reads them
     noisy = batch.tokens.clone()
-    pad = torch.arange(noisy.shape[1]) >= batch.lengths[:, None]
+    pad = torch.arange(noisy.shape[1]) >= torch.from_numpy(batch.lengths)[:, None]
     noisy[pad] = torch.randint(0, data.describe().vocab_size, (int(pad.sum()),))
     batch_loss, batch_grads = loss_and_gradients(model, batch._replace(tokens=noisy))
     alone_loss, alone_grads = torch.zeros((), dtype=torch.float64), [torch.zeros_like(g) for g in batch_grads]

@@ -59,7 +59,7 @@ class ImageClassifier(GlobalBatchModule):
         images, labels, global_items = batch
         logits = self(images)
         losses = F.cross_entropy(logits, labels, reduction="none", label_smoothing=self.label_smoothing)
-        self.log("train/loss", losses.mean().detach(), on_step=True, prog_bar=True)
+        self.log("train/loss", losses.mean().detach(), on_step=True)
         self.train_acc(logits, labels)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return self.global_mean(losses.sum(), global_items)

@@ -75,7 +75,7 @@ class LanguageModel(GlobalBatchModule):
     def training_step(self, batch: TokenWindow, batch_idx: int) -> Tensor:
         nll, self._train_hidden[batch.slot] = self._token_nll(batch, self._train_state(batch.slot))
         mean = nll.mean().detach()
-        self.log("train/loss", mean, on_step=True, prog_bar=True, batch_size=nll.numel())
+        self.log("train/loss", mean, on_step=True, batch_size=nll.numel())
         self.log("train/ppl", mean.exp(), on_step=True, batch_size=nll.numel())
         return self.global_mean(nll.sum(), batch.global_items)
 

@@ -14,6 +14,7 @@ from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -22,6 +23,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from lightning_template.batching.data_description import DataDescription
 from lightning_template.errors import UserError
 from lightning_template.tasks.sentences.data import SentenceBatch
+from lightning_template.training.logging_steps import logs_this_step
 from lightning_template.training.metrics import ExactMean
 from lightning_template.training.module import GlobalBatchModule, OptimizerFactory
 
@@ -66,7 +68,7 @@ class SentenceModule(GlobalBatchModule):
     def global_count(self, batch: SentenceBatch) -> int:
         """How many losses the whole global batch holds (every rank and accumulation step)."""
 
-    def tokens_read(self, lengths: Tensor) -> Tensor:
+    def tokens_read(self, lengths: np.ndarray) -> np.ndarray:
         """Tokens the network reads of each sentence."""
         return lengths
 
@@ -75,11 +77,12 @@ class SentenceModule(GlobalBatchModule):
 
     def training_step(self, batch: SentenceBatch, batch_idx: int) -> Tensor:
         losses = self.losses(batch)
-        read = self.tokens_read(batch.lengths)
+        read = self.tokens_read(batch.lengths)  # host numbers: no device read
         self._padding[0] += int(len(read) * read.max() - read.sum())
         self._padding[1] += int(read.sum())
-        self.log("train/loss", losses.mean().detach(), on_step=True, prog_bar=True, batch_size=losses.numel())
-        self.log("train/tokens", float(self.global_tokens_read(batch)), on_step=True, on_epoch=False)
+        self.log("train/loss", losses.mean().detach(), on_step=True, batch_size=losses.numel())
+        if logs_this_step(self.trainer):  # a host number logged becomes a device tensor: only when it is written
+            self.log("train/tokens", float(self.global_tokens_read(batch)), on_step=True, on_epoch=False)
         return self.global_mean(losses.sum(), self.global_count(batch))
 
     def on_train_epoch_start(self) -> None:
@@ -117,7 +120,7 @@ class NextWordModel(SentenceModule):
         super().__init__(data, net, **kwargs)
         self.decoder = nn.Linear(self.net.hidden_size, self.data.vocab_size)
 
-    def tokens_read(self, lengths: Tensor) -> Tensor:
+    def tokens_read(self, lengths: np.ndarray) -> np.ndarray:
         return lengths - 1
 
     def global_tokens_read(self, batch: SentenceBatch) -> int:
@@ -127,10 +130,10 @@ class NextWordModel(SentenceModule):
         return self.global_tokens_read(batch)
 
     def losses(self, batch: SentenceBatch) -> Tensor:
-        lengths = batch.lengths - 1
-        outputs, _ = self.net(batch.tokens[:, :-1], lengths)
+        lengths = torch.from_numpy(batch.lengths - 1)
+        outputs, _ = self.net(batch.tokens[:, :-1], lengths, longest_first=True)
         # packed with the same lengths, the targets line up with the outputs token for token
-        targets = pack_padded_sequence(batch.tokens[:, 1:], lengths.cpu(), batch_first=True, enforce_sorted=False)
+        targets = pack_padded_sequence(batch.tokens[:, 1:], lengths, batch_first=True)
         return F.cross_entropy(self.decoder(outputs.data), targets.data, reduction="none")
 
     def log_evaluation(self, split: str) -> Tensor:
@@ -158,16 +161,17 @@ class TopicClassifier(SentenceModule):
     def global_count(self, batch: SentenceBatch) -> int:
         return batch.global_sentences
 
-    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+    def forward(self, tokens: Tensor, lengths: Tensor, longest_first: bool = False) -> Tensor:
         """Class logits ``(sentences, classes)``."""
-        _, final = self.net(tokens, lengths)
+        _, final = self.net(tokens, lengths, longest_first)
         return self.classifier(final)
 
     def losses(self, batch: SentenceBatch) -> Tensor:
-        return F.cross_entropy(self(batch.tokens, batch.lengths), batch.labels, reduction="none")
+        logits = self(batch.tokens, torch.from_numpy(batch.lengths), longest_first=True)
+        return F.cross_entropy(logits, batch.labels, reduction="none")
 
     def evaluate(self, batch: SentenceBatch, split: str) -> None:
-        logits = self(batch.tokens, batch.lengths)
+        logits = self(batch.tokens, torch.from_numpy(batch.lengths), longest_first=True)
         getattr(self, f"{split}_loss").update(F.cross_entropy(logits, batch.labels, reduction="none"))
         getattr(self, f"{split}_acc").update((logits.argmax(dim=1) == batch.labels).double())
 

@@ -55,7 +55,7 @@ class VideoClassifier(GlobalBatchModule):
     def training_step(self, batch: ClipBatch, batch_idx: int) -> Tensor:
         logits = self(batch.clips)
         losses = F.cross_entropy(logits, batch.labels, reduction="none")
-        self.log("train/loss", losses.mean().detach(), on_step=True, prog_bar=True, batch_size=len(losses))
+        self.log("train/loss", losses.mean().detach(), on_step=True, batch_size=len(losses))
         self.train_acc(logits, batch.labels)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(losses))
         return self.global_mean(losses.sum(), batch.global_items)

@@ -1,0 +1,33 @@
+"""A progress bar that never makes a training step wait on the device.
+
+Lightning turns every metric logged with ``prog_bar=True`` into a Python number at the end
+of every batch (``.item()``), and its Rich bar asks for them at every batch: with a GPU,
+each is a wait for the device. So the tasks log their step metrics without ``prog_bar``,
+and this bar shows the chosen ones (``train/loss``) as the loggers last received them,
+read back only at the steps that log (``trainer.log_every_n_steps``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning.pytorch as L
+from lightning.pytorch.callbacks import RichProgressBar
+
+from lightning_template.training.logging_steps import logs_this_step
+
+
+class LoggedMetricsBar(RichProgressBar):
+    """Lightning's Rich bar, with ``shown`` step metrics refreshed at logging steps only."""
+
+    def __init__(self, shown: Sequence[str] = ("train/loss",), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.shown = tuple(shown)
+        self._values: dict[str, float] = {}
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        if trainer.training and logs_this_step(trainer):
+            logged = trainer.logged_metrics
+            self._values = {name: float(logged[name]) for name in self.shown if name in logged}
+        return {**super().get_metrics(trainer, pl_module), **self._values}
