@@ -55,7 +55,8 @@ def plain_run(cfg, datamodule) -> float:
     done = 0
     net.train()
     while done < steps:
-        for images, labels, _ in datamodule.train_loader(datamodule.datasets["train"]):
+        for batch in datamodule.train_loader(datamodule.datasets["train"]):
+            images, labels, _ = datamodule.on_after_batch_transfer(batch, 0)  # uint8 to normalised float
             logits = net(images.contiguous(memory_format=torch.channels_last))
             loss = F.cross_entropy(logits, labels)
             optimizer.zero_grad(set_to_none=True)

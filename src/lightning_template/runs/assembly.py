@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import lightning.pytorch as L
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
@@ -158,6 +159,7 @@ def build_run(cfg: DictConfig, trained: DataDescription | None = None, **trainer
 
     ``trained``: the data description of the checkpoint the run will use (see :func:`describe_data`).
     """
+    torch.set_float32_matmul_precision(cfg.get("float32_matmul_precision", "highest"))  # "high": TF32 matmuls
     datamodule = instantiate(cfg.data, _convert_="all")
     trainer = build_trainer(cfg, **trainer_overrides)
     description = describe_data(datamodule, trained)

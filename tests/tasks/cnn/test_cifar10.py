@@ -107,7 +107,7 @@ def test_every_missing_or_damaged_file_is_named_in_one_message(tmp_path):
     make_cifar(tmp_path / "second")
     for name in ("data_batch_5.bin", "test_batch.bin"):
         (tmp_path / "second" / cifar10.FOLDER / name).write_bytes(bytes(cifar10.RECORD_BYTES))
-    with pytest.raises(UserError, match=r"but data_batch_5\.bin is 3,073 bytes, 1 images; test_batch\.bin is 3,073"):
+    with pytest.raises(UserError, match=r"but data_batch_5\.bin is 3,073 bytes, 1 image; test_batch\.bin is 3,073"):
         Cifar10DataModule(root=str(tmp_path / "second"), global_batch_size=8, **SMALL).setup()
 
 

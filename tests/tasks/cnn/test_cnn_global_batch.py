@@ -31,9 +31,11 @@ DECOMPOSITIONS = {
 
 
 @pytest.mark.ddp
-def test_every_decomposition_gives_the_same_weights(fit):
+@pytest.mark.parametrize("on_device", ["false", "true"])  # batches from the host, or the images on the device
+def test_every_decomposition_gives_the_same_weights(fit, on_device):
     runs = {
-        name: fit(*EXACT, *overrides, "trainer.max_steps=5", name=name) for name, overrides in DECOMPOSITIONS.items()
+        name: fit(*EXACT, *overrides, "trainer.max_steps=5", f"data.on_device={on_device}", name=name)
+        for name, overrides in DECOMPOSITIONS.items()
     }
     reference = runs["32x1x1"].weights()
     initial_change = None

@@ -50,7 +50,8 @@ def read_batch_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _held(size: int) -> str:
     records, rest = divmod(size, RECORD_BYTES)
-    return f"{size:,} bytes, {records:,} images" + (f" and {rest:,} bytes of a cut one" if rest else "")
+    images = f"{records:,} image" + ("" if records == 1 else "s")
+    return f"{size:,} bytes, {images}" + (f" and {rest:,} bytes of a cut one" if rest else "")
 
 
 def check_files(root: Path, files: tuple[str, ...] = TRAIN_FILES + TEST_FILES) -> None:

@@ -14,7 +14,7 @@ from lightning_template.batching.datamodule import FileDataModule, GlobalBatchDa
 from lightning_template.batching.loader import ResumableLoader
 from lightning_template.errors import UserError
 from lightning_template.tasks.cnn import cifar10
-from lightning_template.tasks.cnn.dataset import ImageDataset
+from lightning_template.tasks.cnn.dataset import ImageBatch, ImageDataset, normalise
 from lightning_template.tasks.cnn.image_folder import ImageFolder, read_image_folder
 from lightning_template.tasks.cnn.synthetic import CLASS_NAMES, make_synthetic_images
 
@@ -29,6 +29,12 @@ class ImageDataModule(GlobalBatchDataModule):
     arrays becomes splits with :meth:`split_arrays`, val drawn from train by ``seed``), what the classes
     are called, and how ``predict`` fits an image file to the input (``fit``). ``num_train``
     and ``num_test`` keep only the first images of each array (None: all of them).
+
+    Batches leave the loaders as uint8 and become float on the device
+    (:meth:`on_after_batch_transfer`), moved from pinned memory on a GPU. ``on_device``
+    keeps the images themselves on the accelerator, as uint8, so batches are cut,
+    cropped and flipped there and the host only draws the per-sample numbers: ``true``,
+    ``false``, or ``auto`` (on a GPU, when the images take at most half its free memory).
     """
 
     class_names: tuple[str, ...]
@@ -41,9 +47,14 @@ class ImageDataModule(GlobalBatchDataModule):
         augment: bool = True,
         num_train: int | None = None,
         num_test: int | None = None,
+        on_device: bool | str = "auto",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if on_device not in (True, False, "auto"):
+            raise UserError(f"data.on_device={on_device} must be true, false or auto.")
+        self.on_device = on_device
+        self._statistics: dict[torch.device, tuple[Tensor, Tensor]] = {}
         self.num_train, self.num_test = num_train, num_test
         if not 0 < val_fraction < 1:
             raise UserError(f"data.val_fraction={val_fraction} must be between 0 and 1 (exclusive).")
@@ -91,17 +102,75 @@ class ImageDataModule(GlobalBatchDataModule):
                 rows=rows,
                 augment=self.augment and split == "train",
                 seed=self.seed,
+                normalised=False,
             )
             for split, (images, labels, rows) in splits.items()
         }
 
+    def _device(self) -> torch.device:
+        """Where the Trainer trains (the CPU without one)."""
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
+    def place(self) -> bool:
+        """Put the images on the accelerator if ``on_device`` says so (once; splits that share an array share
+        its copy); whether they are there."""
+        device = self._device()
+        if self.on_device is False or (self.on_device == "auto" and (device.type != "cuda" or self.num_workers)):
+            return False
+        if self.num_workers:
+            raise UserError(
+                "data.on_device=true keeps the images on the device, where loader workers cannot read them: set"
+                " data.num_workers=0 (the batches are cut on the device; workers would have nothing to do)."
+            )
+        if all(isinstance(d.images, Tensor) and d.images.device == device for d in self.datasets.values()):
+            return True
+        arrays = {id(dataset.images): dataset.images for dataset in self.datasets.values()}
+        needed = sum(array.nbytes if isinstance(array, np.ndarray) else array.numel() for array in arrays.values())
+        free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
+        if free is not None and needed > free // 2:
+            if self.on_device == "auto":
+                return False
+            raise UserError(
+                f"data.on_device=true: the images take {needed / 2**30:.1f} GiB, more than half the free memory of"
+                f" {device} ({free / 2**30:.1f} GiB). Set data.on_device=false (batches then come from the host)."
+            )
+        placed = {key: torch.as_tensor(np.asarray(array)).to(device) for key, array in arrays.items()}
+        for dataset in self.datasets.values():
+            dataset.images = placed[id(dataset.images)]
+        return True
+
+    def loader_options(self) -> dict:
+        """Pinned host batches for a GPU (uint8, a quarter of float32's bytes); nothing to pin when the images
+        are on the device already."""
+        options = super().loader_options()
+        resident = any(isinstance(d.images, Tensor) and d.images.device.type != "cpu" for d in self.datasets.values())
+        options["pin_memory"] = not resident and (self.pin_memory or self._device().type == "cuda")
+        return options
+
+    def on_after_batch_transfer(self, batch: ImageBatch, dataloader_idx: int) -> ImageBatch:
+        """The uint8 images of a batch as the network reads them, normalised on the device they reached, in the
+        run's precision."""
+        if batch.images.dtype != torch.uint8:
+            return batch
+        device = batch.images.device
+        if device not in self._statistics:
+            train = self.datasets["train"]
+            self._statistics[device] = (train.mean.to(device), train.std.to(device))
+        images = normalise(batch.images, *self._statistics[device])
+        if self.trainer is not None:  # what Lightning does to float inputs before the transfer (64-true: float64)
+            images = self.trainer.precision_plugin.convert_input(images)
+        return batch._replace(images=images)
+
     def train_dataloader(self) -> ResumableLoader:
+        self.place()
         return self.train_loader(self.datasets["train"])
 
     def val_dataloader(self) -> DataLoader:
+        self.place()
         return self.eval_loader(self.datasets["val"])
 
     def test_dataloader(self) -> DataLoader:
+        self.place()
         return self.eval_loader(self.datasets["test"])
 
 

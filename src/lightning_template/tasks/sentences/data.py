@@ -42,9 +42,9 @@ TOKEN_KEYS = ("data.global_batch_tokens", "data.micro_batch_tokens")
 class SentenceBatch(NamedTuple):
     """A micro-batch: ``tokens (sentences, longest)`` padded with 0, each sentence's length and label.
 
-    The sentences come longest first and their lengths stay on the host (a numpy array,
-    which Lightning does not move): packing reads them there, so a training step never
-    copies lengths or sort indices between host and device. ``global_sentences`` and
+    The lengths stay on the host (a numpy array, which Lightning does not move): the
+    padding figures are host arithmetic and packing reads them there, so a training step
+    never reads them back from the device. ``global_sentences`` and
     ``global_tokens`` count the whole global batch over every rank and accumulation step
     (0 in evaluation): the loss divides by them.
     """
@@ -70,13 +70,11 @@ class SentenceDataset(Dataset):
             indices, global_sentences, global_tokens = request
         else:
             indices, global_sentences, global_tokens = [key.index for key in request], 0, 0
-        read = [self.sentences.sentence(i) for i in indices]
-        order = sorted(range(len(read)), key=lambda k: -len(read[k]))  # longest first (stable)
-        rows = [torch.from_numpy(read[k]) for k in order]
+        rows = [torch.from_numpy(self.sentences.sentence(i)) for i in indices]
         return SentenceBatch(
             tokens=pad_sequence(rows, batch_first=True),
             lengths=np.array([len(row) for row in rows], dtype=np.int64),
-            labels=torch.from_numpy(self.sentences.labels[[indices[k] for k in order]]),
+            labels=torch.from_numpy(self.sentences.labels[list(indices)]),
             global_sentences=global_sentences,
             global_tokens=global_tokens,
         )

@@ -131,9 +131,9 @@ class NextWordModel(SentenceModule):
 
     def losses(self, batch: SentenceBatch) -> Tensor:
         lengths = torch.from_numpy(batch.lengths - 1)
-        outputs, _ = self.net(batch.tokens[:, :-1], lengths, longest_first=True)
+        outputs, _ = self.net(batch.tokens[:, :-1], lengths)
         # packed with the same lengths, the targets line up with the outputs token for token
-        targets = pack_padded_sequence(batch.tokens[:, 1:], lengths, batch_first=True)
+        targets = pack_padded_sequence(batch.tokens[:, 1:], lengths, batch_first=True, enforce_sorted=False)
         return F.cross_entropy(self.decoder(outputs.data), targets.data, reduction="none")
 
     def log_evaluation(self, split: str) -> Tensor:
@@ -161,17 +161,17 @@ class TopicClassifier(SentenceModule):
     def global_count(self, batch: SentenceBatch) -> int:
         return batch.global_sentences
 
-    def forward(self, tokens: Tensor, lengths: Tensor, longest_first: bool = False) -> Tensor:
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Class logits ``(sentences, classes)``."""
-        _, final = self.net(tokens, lengths, longest_first)
+        _, final = self.net(tokens, lengths)
         return self.classifier(final)
 
     def losses(self, batch: SentenceBatch) -> Tensor:
-        logits = self(batch.tokens, torch.from_numpy(batch.lengths), longest_first=True)
+        logits = self(batch.tokens, torch.from_numpy(batch.lengths))
         return F.cross_entropy(logits, batch.labels, reduction="none")
 
     def evaluate(self, batch: SentenceBatch, split: str) -> None:
-        logits = self(batch.tokens, torch.from_numpy(batch.lengths), longest_first=True)
+        logits = self(batch.tokens, torch.from_numpy(batch.lengths))
         getattr(self, f"{split}_loss").update(F.cross_entropy(logits, batch.labels, reduction="none"))
         getattr(self, f"{split}_acc").update((logits.argmax(dim=1) == batch.labels).double())
 

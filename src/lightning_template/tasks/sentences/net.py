@@ -41,14 +41,13 @@ class PackedLSTM(nn.Module):
         # per token (and per sentence state), so it mixes nothing across a batch
         self.norm = nn.LayerNorm(hidden_size) if norm == "layer" else nn.Identity()
 
-    def forward(self, tokens: Tensor, lengths: Tensor, longest_first: bool = False) -> tuple[PackedSequence, Tensor]:
+    def forward(self, tokens: Tensor, lengths: Tensor) -> tuple[PackedSequence, Tensor]:
         """Outputs of every real token (packed) and each sentence's final top-layer state ``(sentences, hidden)``.
 
-        ``tokens (sentences, longest)`` is padded with anything; ``lengths`` says where each sentence ends.
-        ``longest_first``: the sentences come sorted so (the training batches), so packing needs no sort
-        indices on the device; with host ``lengths``, nothing is copied between host and device.
+        ``tokens (sentences, longest)`` is padded with anything; ``lengths`` says where each sentence ends
+        (host lengths, as the training batches have them, are read where they are).
         """
-        packed = pack_padded_sequence(tokens, lengths.cpu(), batch_first=True, enforce_sorted=longest_first)
+        packed = pack_padded_sequence(tokens, lengths.cpu(), batch_first=True, enforce_sorted=False)
         embedded = packed._replace(data=self.drop(self.embedding(packed.data)))
         outputs, (final, _) = self.lstm(embedded)
         return outputs._replace(data=self.drop(self.norm(outputs.data))), self.drop(self.norm(final[-1]))

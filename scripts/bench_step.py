@@ -1,0 +1,231 @@
+"""Lightning's fit path against a hand-written PyTorch loop, per task, on the same network, batches, optimizer,
+schedule, clipping and precision.
+
+The fit path is what `fit` runs: the task's shipped experiment with its callbacks, logger
+and progress bar. The hand-written loop trains a second copy of the same initial network
+on the same DataModule's batches, moved and prepared the same way, with the optimizer and
+schedule the config builds, and nothing else. Each run trains `--warmup` steps, then
+`--steps` timed steps (the device synchronised at both ends; set-up, the warm-up and the
+final checkpoint excluded); the two sides alternate `--repeats` times so both see the same
+machine load, and the median is reported. Host reads per step (training/host_reads.py) are
+counted in a separate, shorter run of each side, since counting slows every op.
+
+    python scripts/bench_step.py [--device cpu|cuda] [--tasks <task> ...] [--steps 30] [--repeats 3]
+    python scripts/bench_step.py --smoke      # 3 steps, once: that it runs (the test suite does this)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+import torch.nn.functional as F
+from hydra.core.hydra_config import HydraConfig
+from lightning.fabric.utilities.apply_func import move_data_to_device
+from omegaconf import DictConfig, open_dict
+
+from lightning_template.command_line.hydra_command import compose_fit
+from lightning_template.runs.assembly import Run, build_run
+from lightning_template.training.host_reads import CountHostReads, HostReadCounter
+
+
+# What one micro-batch adds to the global-batch loss, written as a user would without Lightning:
+# (model, batch, carried state) -> summed loss / items of the global batch.
+def _classifier_loss(logits: torch.Tensor, labels: torch.Tensor, global_items: int) -> torch.Tensor:
+    return F.cross_entropy(logits, labels, reduction="sum") / global_items
+
+
+LOSSES: dict[str, Callable[[Any, Any, dict], torch.Tensor]] = {}
+# >>> cnn
+LOSSES["cnn"] = lambda model, batch, state: _classifier_loss(
+    model.net(batch.images.contiguous(memory_format=model.memory_format)), batch.labels, batch.global_items
+)
+# <<< cnn
+# >>> lm
+
+
+def _lm_loss(model: Any, batch: Any, state: dict) -> torch.Tensor:
+    """Truncated BPTT: each stream slot carries its hidden state into its next window."""
+    hidden = state.get(batch.slot) if model.carry_hidden and batch.window else None
+    logits, hidden = model.net(batch.inputs, hidden)
+    state[batch.slot] = tuple(h.detach() for h in hidden)
+    return F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), reduction="sum") / batch.global_items
+
+
+LOSSES["lm"] = _lm_loss
+# <<< lm
+# >>> sentences
+LOSSES["sentences"] = lambda model, batch, state: model.losses(batch).sum() / model.global_count(batch)
+# <<< sentences
+# >>> video
+LOSSES["video"] = lambda model, batch, state: _classifier_loss(model.net(batch.clips), batch.labels, batch.global_items)
+# <<< video
+
+
+def synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def config(task: str, device: str, total_steps: int, output_dir: Path) -> DictConfig:
+    """The task's shipped experiment on ``device`` for ``total_steps`` optimizer steps, run in ``output_dir``."""
+    where = [f"trainer.accelerator={device}", "trainer.devices=1", "trainer.strategy=auto"]
+    length = [f"trainer.max_steps={total_steps}", "trainer.max_epochs=-1", "test_after_fit=false"]
+    cfg = compose_fit([f"experiment={task}", *where, *length])
+    cfg.hydra.runtime.output_dir = str(output_dir)
+    HydraConfig.instance().set_config(cfg)
+    job = cfg.copy()
+    with open_dict(job):
+        del job["hydra"]
+    return job
+
+
+class StepClock(L.Callback):
+    """The seconds from the start of step ``first`` to the end of the last step, the device synchronised."""
+
+    def __init__(self, first: int) -> None:
+        self.first, self.started, self.ended = first, 0.0, 0.0
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, idx: int) -> None:
+        if trainer.global_step == self.first and not self.started:
+            synchronise(pl_module.device)
+            self.started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if trainer.global_step == trainer.max_steps and not trainer.fit_loop._should_accumulate():
+            synchronise(pl_module.device)
+            self.ended = time.perf_counter()
+
+
+def fit_path(task: str, device: str, warmup: int, steps: int, count: bool = False) -> tuple[float, float, Run]:
+    """Seconds of the timed steps through `fit`'s path, and host reads per step (``count``); the run."""
+    with tempfile.TemporaryDirectory() as output_dir:
+        run = build_run(config(task, device, warmup + steps, Path(output_dir)))
+        clock = StepClock(warmup)
+        run.trainer.callbacks.insert(0, clock)  # first: the final checkpoint, saved at the last step, is not timed
+        counting = CountHostReads().attach(run.trainer) if count else None
+        run.trainer.fit(run.model, datamodule=run.datamodule)
+    reads = counting.per_step(run.trainer.accumulate_grad_batches) if counting else float("nan")
+    return clock.ended - clock.started, reads, run
+
+
+def hand_loop(task: str, device: str, warmup: int, steps: int, count: bool = False) -> tuple[float, float, Run]:
+    """The same with a plain loop: forward, backward, clip, step, schedule."""
+    with tempfile.TemporaryDirectory() as output_dir:
+        cfg = config(task, device, warmup + steps, Path(output_dir))
+        run = build_run(cfg)  # the same seeded network and the same data; its Trainer only sizes the batches
+    model, data, where = (
+        run.model.to(run.trainer.strategy.root_device),
+        run.datamodule,
+        run.trainer.strategy.root_device,
+    )
+    data.trainer = run.trainer
+    data.setup("fit")
+    optimizer = model.optimizer_factory(model.parameters())
+    scheduler = None
+    if model.scheduler_factory is not None and model.scheduler_interval == "step":
+        scheduler = model.scheduler_factory(optimizer, total_steps=warmup + steps)
+    clip = cfg.trainer.get("gradient_clip_val")
+    accumulate, state = run.trainer.accumulate_grad_batches, {}
+    precision = str(cfg.trainer.precision)
+    autocast = torch.autocast(where.type, dtype=torch.bfloat16) if "bf16" in precision else contextlib.nullcontext()
+    counter = HostReadCounter() if count else contextlib.nullcontext()
+    done, micro, started = 0, 0, 0.0
+    model.train()
+    with counter:
+        while done < warmup + steps:
+            for batch in data.train_dataloader():
+                if done == warmup and micro == 0 and not started:
+                    synchronise(where)
+                    started = time.perf_counter()
+                batch = data.on_after_batch_transfer(move_data_to_device(batch, where), 0)
+                with autocast:
+                    loss = LOSSES[task](model, batch, state)
+                loss.backward()
+                micro += 1
+                if micro < accumulate:
+                    continue
+                if clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if scheduler is not None:
+                    scheduler.step()
+                done, micro = done + 1, 0
+                if done == warmup + steps:
+                    break
+    synchronise(where)
+    reads = sum(counter.counts.values()) / (warmup + steps) if count else float("nan")
+    return time.perf_counter() - started, reads, run
+
+
+def items_per_step(run: Run) -> int:
+    return int(run.datamodule.global_batch_size or 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--tasks", nargs="*", default=sorted(LOSSES))
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="3 steps, 1 repeat, no warm-up: that it runs")
+    args = parser.parse_args()
+    if args.smoke:
+        args.warmup, args.steps, args.repeats = 1, 3, 1
+    warnings.filterwarnings("ignore")
+    accelerator = "gpu" if args.device == "cuda" else "cpu"
+    rows = []
+    for task in args.tasks:
+        times: dict[str, list[float]] = {"fit": [], "hand": []}
+        memory: dict[str, float] = {}
+        for repeat in range(args.repeats):
+            for name, side in (("fit", fit_path), ("hand", hand_loop)):
+                if args.device == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+                seconds, _, run = side(task, accelerator, args.warmup, args.steps)
+                times[name].append(seconds)
+                if args.device == "cuda":
+                    memory[name] = torch.cuda.max_memory_allocated() / 2**20
+                print(f"{task} repeat {repeat}: {name} {1000 * seconds / args.steps:8.1f} ms/step", flush=True)
+        reads = {
+            name: side(task, accelerator, 1, 3, count=True)[1]
+            for name, side in (("fit", fit_path), ("hand", hand_loop))
+        }
+        fit, hand = statistics.median(times["fit"]), statistics.median(times["hand"])
+        items = items_per_step(run)
+        rows.append(
+            (
+                task,
+                items * args.steps / fit,
+                1000 * fit / args.steps,
+                1000 * hand / args.steps,
+                hand / fit,
+                reads,
+                memory,
+            )
+        )
+    print(f"\n{args.device}, {torch.get_num_threads()} threads, {args.steps} steps after {args.warmup} (median of")
+    print(f"{args.repeats}); items: data.global_batch_size's unit (samples, streams, clips, ...) per step:")
+    print(
+        "| task | items/s fit | ms/step fit | ms/step hand | fit speed / hand | host reads/step fit, hand | peak MiB |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for task, rate, fit_ms, hand_ms, ratio, reads, memory in rows:
+        peak = f"{memory['fit']:.0f}, {memory['hand']:.0f}" if memory else "n/a (CPU)"
+        counted = f"{reads['fit']:.2f}, {reads['hand']:.2f}"
+        print(f"| {task} | {rate:.0f} | {fit_ms:.1f} | {hand_ms:.1f} | {ratio:.3f} | {counted} | {peak} |")
+
+
+if __name__ == "__main__":
+    main()
