@@ -50,9 +50,7 @@ lint: $(STAMP)
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 bench: $(STAMP)
-	# >>> cnn
-	$(BIN)/python scripts/cnn_overhead.py
-	# <<< cnn
+	$(BIN)/python scripts/bench_step.py
 	# >>> sentences
 	$(BIN)/python scripts/sentences_throughput.py
 	# <<< sentences
