@@ -17,6 +17,7 @@ from lightning_template.sweep import cli
 from lightning_template.sweep.composition import check_against_fit
 from lightning_template.sweep.optuna_sweep import SweepOptions, open_study
 from lightning_template.sweep.spec import override, parse_spec
+from lightning_template.sweep.storage import open_storage
 from lightning_template.training.declared_metrics import validation_metrics
 
 from conftest import TASK, console_script, expect_user_error
@@ -145,14 +146,14 @@ def test_the_metric_of_a_module_that_declares_none_is_not_refused():
 
 def test_a_study_is_resumed_only_by_the_same_sweep(tmp_path):
     spec = spec_with()
-    first = open_study(spec, tmp_path, ["trainer.max_epochs=1"], SweepOptions())
-    again = open_study(spec, tmp_path, ["trainer.max_epochs=1"], SweepOptions())
+    first = open_study(spec, open_storage(None, tmp_path), ["trainer.max_epochs=1"], SweepOptions())
+    again = open_study(spec, open_storage(None, tmp_path), ["trainer.max_epochs=1"], SweepOptions())
     assert first.study_name == again.study_name == "sweep"
     with pytest.raises(UserError, match="overrides changed since it was created"):
-        open_study(spec, tmp_path, ["trainer.max_epochs=3"], SweepOptions())
+        open_study(spec, open_storage(None, tmp_path), ["trainer.max_epochs=3"], SweepOptions())
     wider = spec_with(**{"param:data.global_batch_size": {"values": [64, 128, 256]}})
     with pytest.raises(UserError, match="parameters changed"):
-        open_study(wider, tmp_path, ["trainer.max_epochs=1"], SweepOptions())
+        open_study(wider, open_storage(None, tmp_path), ["trainer.max_epochs=1"], SweepOptions())
 
 
 def test_ranks_with_different_learning_rates_are_refused():

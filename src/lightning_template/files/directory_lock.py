@@ -104,3 +104,28 @@ def hold_run_directory(run_dir: Path, shared: bool = False, setting: str = "hydr
         handle.write(json.dumps(_holder()) + "\n")
         handle.flush()
     _held[run_dir] = handle
+
+
+def wait_until_free(run_dir: Path, timeout: float, poll: float = 0.5) -> bool:
+    """Wait up to ``timeout`` seconds for no process to hold ``run_dir``; False if one still does.
+
+    For a sweep's retry: the lost attempt's ``fit`` may still be saving its state when the
+    retry starts, and the retry must continue from that state, not be refused.
+    """
+    path = Path(run_dir) / LOCK_NAME
+    if not path.is_file():
+        return True
+    deadline = time.monotonic() + timeout
+    with path.open("a+") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(poll)
+            except OSError as err:
+                return err.errno in _UNSUPPORTED  # no locks there: nothing to wait for
+            else:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                return True

@@ -9,6 +9,7 @@ what ran.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shlex
 import socket
@@ -68,6 +69,7 @@ def record_attempt(run_dir: Path, world_size: int, resumed_step: int) -> dict[st
         "command": shlex.join([Path(sys.argv[0]).stem, *sys.argv[1:]]),
         "host": socket.gethostname(),
         "world_size": world_size,
+        "visible_gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),  # None: every GPU (a sweep gives each trial its own)
         "code": code,
         "versions": {
             "python": platform.python_version(),

@@ -3,6 +3,10 @@
 sweep <name> --n-trials 20                    # configs/sweep/<name>.yaml as an Optuna study in runs/sweeps/<name>/
 sweep <name> --n-trials 8 --workers 2 trainer.max_epochs=1   # re-run to add trials; overrides for every trial
 sweep <name> trainer=ddp_cpu trainer.devices=2               # each trial a 2-process DDP run
+sweep <name> trainer=gpu --gpus-per-trial 1                   # one trial per GPU of this machine
+sweep <name> --storage postgresql://user:pw@host/db           # a study shared by sweeps on many machines
+sweep <name> --storage journal:/shared/sweeps/lr.log          # the same on a shared file system
+sweep <name> --report                                         # the table, best.json and plot; no trial
 sweep <name> --check                          # validate the file, overrides and metric, run nothing
 sweep <name> --backend wandb --count 20       # a W&B sweep from the same file, with an agent here
 """
@@ -10,13 +14,14 @@ sweep <name> --backend wandb --count 20       # a W&B sweep from the same file, 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 from lightning_template.command_line.hydra_command import CONFIG_DIR
 from lightning_template.errors import report_user_errors
 from lightning_template.sweep.composition import check_against_fit, sample_points
-from lightning_template.sweep.optuna_sweep import DB_NAME, PRUNERS, SweepOptions, run_study
+from lightning_template.sweep.optuna_sweep import PRUNERS, SweepOptions, run_study
 from lightning_template.sweep.report import write_report
 from lightning_template.sweep.spec import fit_command_line, load_spec
 
@@ -37,15 +42,36 @@ def parser() -> argparse.ArgumentParser:
     local.add_argument("--dir", type=Path, help="sweep directory (default runs/sweeps/<config name>)")
     local.add_argument("--n-trials", type=int, help="trials to add (default: up to run_cap, or the whole grid)")
     local.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
-    local.add_argument("--workers", type=int, default=1, help="trials at once (each its own fit process)")
+    local.add_argument(
+        "--workers", type=int, help="trials at once, each its own fit process (default 1; GPUs / --gpus-per-trial)"
+    )
+    local.add_argument("--gpus-per-trial", type=int, help="give each concurrent trial its own GPUs, this many")
     local.add_argument("--pruner", choices=PRUNERS, default="auto", help="auto: the file's early_terminate")
-    local.add_argument("--seed", type=int, default=0, help="the sampler's seed")
+    local.add_argument("--seed", type=int, default=0, help="the sampler's seed (each trial's: from it and its number)")
+    local.add_argument(
+        "--storage",
+        help="the study: sqlite:///<file>, postgresql://..., mysql://..., journal:<file> (default <dir>/study.db)",
+    )
+    local.add_argument("--study-name", help="the study's name in the storage (default: the sweep file's name)")
+    local.add_argument(
+        "--stale-after",
+        type=float,
+        default=120.0,
+        help="seconds without a heartbeat after which a running trial is taken as lost and continued (default 120)",
+    )
+    local.add_argument("--report", action="store_true", help="write the report from the study; run no trial")
     remote = parse.add_argument_group("wandb backend")
-    remote.add_argument("--count", type=int, help="trials for the agent started here (default: until the end)")
+    remote.add_argument(
+        "--count", type=int, help="trials for the agent started here (default: until the end; 0: create the sweep only)"
+    )
     remote.add_argument("--project", help="W&B project")
     remote.add_argument("--entity", help="W&B entity (user or team)")
     remote.add_argument("--sweep-id", help="join an existing W&B sweep instead of creating one")
     return parse
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @report_user_errors
@@ -63,13 +89,31 @@ def run(argv: list[str] | None = None) -> int:
         run_wandb_sweep(spec, args.overrides, args.count, args.project, args.entity, args.sweep_id)
         return 0
     sweep_dir = args.dir or Path("runs") / "sweeps" / spec.name
-    options = SweepOptions(args.n_trials, args.timeout, args.workers, args.pruner, args.seed)
-    print(f"Sweep {spec.name} ({spec.method}, {spec.goal} {spec.metric}) in {sweep_dir / DB_NAME}", flush=True)
+    options = SweepOptions(
+        n_trials=0 if args.report else args.n_trials,
+        timeout=args.timeout,
+        workers=args.workers,
+        pruner=args.pruner,
+        seed=args.seed,
+        storage=args.storage,
+        study_name=args.study_name,
+        gpus_per_trial=args.gpus_per_trial,
+        stale_after=args.stale_after,
+    )
+    # SIGTERM (a scheduler's preemption or time limit) ends the sweep as Ctrl-C does: each running trial's fit
+    # saves its state and the trial is queued again, so the next sweep on the study continues it at once
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         study = run_study(spec, sweep_dir, args.overrides, options)
     except KeyboardInterrupt:
-        print(f"\nInterrupted. Run the same command again to continue the study in {sweep_dir}.", file=sys.stderr)
+        print(
+            f"\nInterrupted: the running trials saved their state and are queued again. Run the same command to"
+            f" continue the study ({sweep_dir}).",
+            file=sys.stderr,
+        )
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     best = write_report(study, spec, sweep_dir)
     return 0 if best is not None else 1
 

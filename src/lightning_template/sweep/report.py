@@ -13,16 +13,19 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.table import Table
 
-from lightning_template.callbacks.monitor_history import history_path, read_history
 from lightning_template.files.atomic import atomic_write_text, csv_text
+from lightning_template.sweep.liveness import RETRY_OF
 from lightning_template.sweep.spec import SweepSpec, fit_command_line
+from lightning_template.sweep.trial_process import lr_used as trial_lr_used
 
 
 def lr_used(trial: FrozenTrial) -> float | None:
-    """The learning rate the trial trained with (after ``lr_scaling``), as its monitor history recorded it."""
+    """The learning rate the trial trained with (after ``lr_scaling``): recorded in the study when the trial
+    ended, else (a trial still running, or from before that was recorded) read from its run directory."""
+    if "lr_used" in trial.user_attrs:
+        return trial.user_attrs["lr_used"]
     run_dir = trial.user_attrs.get("run_dir")
-    history = read_history(history_path(run_dir)) if run_dir else []
-    return next((line["base_lr"] for line in history if "base_lr" in line), None)
+    return trial_lr_used(Path(run_dir)) if run_dir else None
 
 
 def _fmt(value: Any) -> str:
@@ -43,9 +46,12 @@ def _result(trial: FrozenTrial) -> float | None:
 def rows(study: optuna.Study, spec: SweepSpec) -> list[dict[str, Any]]:
     names = [p.name for p in spec.searched]
     table = []
+    retries = any(RETRY_OF in t.user_attrs for t in study.trials)
     for trial in study.trials:
         duration = trial.duration.total_seconds() if trial.duration else None
         row = {"trial": trial.number, "state": trial.state.name.lower(), spec.metric: _result(trial)}
+        if retries:
+            row["continues"] = trial.user_attrs.get(RETRY_OF)
         row.update({name: trial.params.get(name) for name in names})
         row.update({"lr used": lr_used(trial), "validations": len(trial.intermediate_values), "seconds": duration})
         table.append(row)

@@ -41,7 +41,7 @@ def run_wandb_sweep(
     entity: str | None,
     sweep_id: str | None,
 ) -> None:
-    """Create the sweep (or join ``sweep_id``) and run one agent here for ``count`` trials."""
+    """Create the sweep (or join ``sweep_id``) and run one agent here for ``count`` trials (0: none)."""
     if os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun"):
         raise UserError(
             f"WANDB_MODE={os.environ['WANDB_MODE']}: W&B sweeps need the W&B server (it picks every trial's"
@@ -56,6 +56,8 @@ def run_wandb_sweep(
         if sweep_id is None:
             sweep_id = wandb.sweep(wandb_config(spec, extra), project=project, entity=entity)
         print(f"More agents, on this or other machines: wandb agent {_qualified(sweep_id, project, entity)}")
+        if count == 0:  # created only: the agents run elsewhere (one per GPU: docs/sweep.md)
+            return
         wandb.agent(sweep_id, count=count, project=project, entity=entity)
     except UserError:
         raise
