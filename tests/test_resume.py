@@ -150,6 +150,37 @@ def test_resuming_a_periodic_checkpoint_is_bit_identical(tmp_path, task, layout)
     assert other.returncode == 2 and "global_batch_size was 16 and is now 32" in said(other)
 
 
+def checkpoint(run_dir: Path, name: str = "last.ckpt") -> dict:
+    return torch.load(run_dir / "checkpoints" / name, map_location="cpu", weights_only=True)
+
+
+def test_resuming_with_the_ema_preset_is_bit_identical_in_both_weights(tmp_path):
+    """callbacks=ema: the average (the checkpoint's state_dict, what validation and the commands use) and the raw
+    weights it averages (current_model_state) both continue exactly from a periodic checkpoint."""
+    common = [*SHIPPED[TASK], "callbacks=ema", "callbacks.ema.decay=0.9", "trainer.max_steps=20", *keep_every(10)]
+    straight = run_to_end(tmp_path / "straight", *common)
+    resumed = run_to_end(tmp_path / "resumed", *common, f"ckpt_path={straight.run_dir / 'checkpoints' / 's0010.ckpt'}")
+    ended, again = checkpoint(straight.run_dir), checkpoint(resumed.run_dir)
+    assert max_abs_difference(ended["state_dict"], ended["current_model_state"]) > 1e-4  # an average, not a copy
+    assert identical(ended["state_dict"], again["state_dict"])
+    assert identical(ended["current_model_state"], again["current_model_state"])
+    assert ended["averaging_state"]["n_averaged"].item() == again["averaging_state"]["n_averaged"].item() == 20
+
+
+def test_resuming_with_the_early_stopping_preset_stops_at_the_same_step(tmp_path):
+    """callbacks=early_stopping: its count of validations without improvement is in the checkpoint, so a run
+    resumed between two such validations stops where the uninterrupted run stopped, with the same weights."""
+    never_better = ["callbacks.early_stopping.min_delta=10", "callbacks.early_stopping.patience=2"]
+    validate_every_5 = ["trainer.val_check_interval=5", "trainer.check_val_every_n_epoch=null"]
+    common = [*SHIPPED[TASK], "callbacks=early_stopping", *never_better, *validate_every_5, "trainer.max_steps=40"]
+    straight = run_to_end(tmp_path / "straight", *common, *keep_every(5))
+    stopped_at = straight.summary()["global_steps"]
+    assert stopped_at == 15  # the first validation is the best; the next two do not improve on it
+    resumed = run_to_end(tmp_path / "resumed", *common, f"ckpt_path={straight.run_dir / 'checkpoints' / 's0010.ckpt'}")
+    assert resumed.summary()["global_steps"] == stopped_at
+    assert identical(weights(straight.run_dir), weights(resumed.run_dir))
+
+
 @pytest.mark.parametrize("task", SHAPE_TASKS)
 def test_a_checkpoint_of_an_epochs_end_resumes_exactly_under_max_steps(tmp_path, task):
     """The checkpoint written at the validation that ends an epoch (last.ckpt, the best one), with max_steps set:
@@ -239,6 +270,25 @@ def test_a_stop_signal_saves_at_a_step_and_the_run_continues_exactly(tmp_path, s
     assert identical(reference, weights(run_dir))
     attempts = json.loads((run_dir / "provenance.json").read_text())["attempts"]
     assert [attempt["from_step"] for attempt in attempts] == [0, step]  # each attempt that trained, recorded
+
+
+def test_a_killed_run_continued_logs_into_the_same_wandb_run(tmp_path):
+    """logger=[csv,wandb], offline: the attempt after a SIGKILL continues the first attempt's W&B run (its id,
+    recorded in the run directory), which `wandb sync` then uploads as one run."""
+    common = [*SHIPPED[TASK], "logger=[csv,wandb]", "trainer.max_steps=20", "ckpt_path=last"]
+    common.append("callbacks.model_checkpoint.every_n_train_steps=5")
+    offline = {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    run_dir = tmp_path / "run"
+    proc = start(run_dir, *common, env=offline)
+    wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run_id = (run_dir / "wandb_run_id").read_text().strip()
+    finished = finish(start(run_dir, *common, env=offline), run_dir)
+    assert finished.returncode == 0, finished.output[-3000:]
+    attempts = sorted((run_dir / "wandb").glob("offline-run-*"))
+    assert len(attempts) == 2 and all(folder.name.endswith(f"-{run_id}") for folder in attempts), attempts
+    assert (run_dir / "wandb_run_id").read_text().strip() == run_id
 
 
 def test_a_stop_signal_before_training_ends_with_75_and_one_line_and_blocks_nothing(tmp_path):
