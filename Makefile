@@ -48,6 +48,8 @@ lint: $(STAMP)
 	# the workflows: zizmor's security audit (no network) and GitHub's workflow schema
 	$(BIN)/zizmor --offline .github/workflows/
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	# the Dockerfile (its rule settings: .hadolint.yaml)
+	$(BIN)/hadolint Dockerfile
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_step.py

@@ -205,11 +205,14 @@ _RUN_EXPORTED = """
 import sys, torch
 model_path, inputs_path, outputs_path = sys.argv[1:]
 inputs = torch.load(inputs_path, weights_only=True)
-if model_path.endswith(".pt2"):
-    model = torch.export.load(model_path).module()
+if model_path.endswith(".onnx"):
+    import onnxruntime
+    session = onnxruntime.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    feed = {entry.name: tensor.numpy() for entry, tensor in zip(session.get_inputs(), inputs)}
+    outputs = [torch.from_numpy(output) for output in session.run(None, feed)]
 else:
-    model = torch.jit.load(model_path)
-outputs = model(*inputs)
+    model = torch.export.load(model_path).module() if model_path.endswith(".pt2") else torch.jit.load(model_path)
+    outputs = model(*inputs)
 assert not any(name.split(".")[0] == "lightning_template" for name in sys.modules), "the project was imported"
 torch.save(list(outputs) if isinstance(outputs, (tuple, list)) else [outputs], outputs_path)
 """

@@ -4,9 +4,10 @@ export ckpt_path=<run dir>/checkpoints/last.ckpt                  # <run dir>/ex
 export ckpt_path=<file> format=torchscript                        # model.ts (torch.jit.load)
 
 ``pt2`` is ``torch.export.save`` (load with ``torch.export.load(path).module()``),
-``torchscript`` a traced ``torch.jit`` module, ``onnx`` needs the onnx package. What is
-exported, its example inputs and the JSON beside it (input shapes, normalisation,
-class names or vocabulary) are the model's task's (``tasks/<task>/inference.py``).
+``torchscript`` a traced ``torch.jit`` module, ``onnx`` (the ``onnx`` extra) an ONNX file of the
+exported program, which onnxruntime runs. What is exported, its example inputs and the JSON
+beside it (input shapes, normalisation, class names or vocabulary) are the model's task's
+(``tasks/<task>/inference.py``).
 """
 
 from __future__ import annotations
@@ -31,29 +32,40 @@ from lightning_template.runs.trained import load_trained, with_run_overrides
 SUFFIXES = dict(zip(EXPORT_FORMATS, (".pt2", ".ts", ".onnx"), strict=True))  # format= is checked by its rule
 
 
+def _program(spec: ExportSpec) -> torch.export.ExportedProgram:
+    """The network as torch.export captures it, with the task's dynamic axes (batch, length)."""
+    dims: dict[str, torch.export.Dim] = {}
+    shapes = [{d: dims.setdefault(n, torch.export.Dim(n)) for d, n in axes.items()} for axes in spec.dynamic]
+    with warnings.catch_warnings():
+        # torch's recurrent modules (nn.RNNBase) re-point their cached _flat_weights at their parameters on
+        # each call; the exported program reads the parameters (the round trip is tested), so torch's advice
+        # to make them buffers does not apply
+        warnings.filterwarnings("ignore", message=r"The tensor attributes .*_flat_weights.* during export")
+        return torch.export.export(spec.module, spec.example_inputs, dynamic_shapes=tuple(shapes) or None)
+
+
 def _write(spec: ExportSpec, fmt: str, path: Path) -> None:
     if fmt == "pt2":
-        dims: dict[str, torch.export.Dim] = {}
-        shapes = [{d: dims.setdefault(n, torch.export.Dim(n)) for d, n in axes.items()} for axes in spec.dynamic]
-        with warnings.catch_warnings():
-            # torch's recurrent modules (nn.RNNBase) re-point their cached _flat_weights at their parameters on
-            # each call; the exported program reads the parameters (the round trip is tested), so torch's advice
-            # to make them buffers does not apply
-            warnings.filterwarnings("ignore", message=r"The tensor attributes .*_flat_weights.* during export")
-            program = torch.export.export(spec.module, spec.example_inputs, dynamic_shapes=tuple(shapes) or None)
-        torch.export.save(program, path)
+        torch.export.save(_program(spec), path)
     elif fmt == "torchscript":
         torch.jit.save(torch.jit.trace(spec.module, spec.example_inputs), path)
     else:
+        # from the exported program (torch's current ONNX exporter): the TorchScript-based one cannot export
+        # an adaptive pooling to a grid from inputs of dynamic size
         names = [entry["name"] for entry in spec.metadata["inputs"]]
-        axes = {name: axes for name, axes in zip(names, spec.dynamic, strict=False)}
-        torch.onnx.export(spec.module, spec.example_inputs, path, input_names=names, dynamic_axes=axes, dynamo=False)
+        program = torch.onnx.export(_program(spec), spec.example_inputs, input_names=names, dynamo=True, verbose=False)
+        program.save(str(path))
+
+
+ONNX_PACKAGES = ("onnx", "onnxscript")  # torch's ONNX exporter needs both (the project's `onnx` extra)
 
 
 def _check_format(fmt: str) -> None:
-    if fmt == "onnx" and importlib.util.find_spec("onnx") is None:
+    missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None] if fmt == "onnx" else []
+    if missing:
         raise UserError(
-            "format=onnx needs the onnx package, which is not installed: pip install onnx, or use format=pt2."
+            f"format=onnx needs the {' and '.join(missing)} package(s), not installed here: pip install '.[onnx]' in"
+            " the project (onnx, onnxscript; onnxruntime runs the file), or use format=pt2."
         )
 
 

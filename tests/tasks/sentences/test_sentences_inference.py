@@ -63,6 +63,7 @@ def test_generate_samples_a_sentence_reproducibly_and_only_from_the_next_word_mo
     expect_user_error(console_script("generate", f"ckpt_path={classifier}", check=False), "does not support generate")
 
 
-def test_export_round_trip_of_the_next_word_model_equals_the_checkpoint(next_word_run, tmp_path):
-    # the classifier's round trip is the shared tests/test_export.py's, in both formats
-    assert exported_round_trip(next_word_run, "sentences", "pt2", tmp_path, NEXT_WORD) <= 1e-5
+@pytest.mark.parametrize("fmt", ["pt2", "onnx"])  # onnx: run in onnxruntime
+def test_export_round_trip_of_the_next_word_model_equals_the_checkpoint(next_word_run, tmp_path, fmt):
+    # the classifier's round trip is the shared tests/test_export.py's, in every format
+    assert exported_round_trip(next_word_run, "sentences", fmt, tmp_path, NEXT_WORD) <= 1e-5

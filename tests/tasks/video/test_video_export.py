@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import exported_round_trip
 
 
-def test_export_round_trip_equals_the_checkpoint(fitted, tmp_path):
-    assert exported_round_trip(fitted("video"), "video", "pt2", tmp_path) <= 1e-5
+@pytest.mark.parametrize("fmt", ["pt2", "onnx"])  # onnx: run in onnxruntime
+def test_export_round_trip_equals_the_checkpoint(fitted, tmp_path, fmt):
+    assert exported_round_trip(fitted("video"), "video", fmt, tmp_path) <= 1e-5
