@@ -10,6 +10,7 @@ not on NFS). Every kind also gives a lock that all processes of the study share,
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import fcntl
 import hashlib
@@ -113,11 +114,12 @@ def _journal(path: Path) -> StudyStorage:
     return StudyStorage(JournalStorage(backend), f"{JOURNAL_PREFIX}{path}", JournalLock(budget))
 
 
-class StudyLock:
+class StudyLock(abc.ABC):
     """Held while a process counts the study's trials and starts the next: the budget and grid stay exact."""
 
+    @abc.abstractmethod
     def held(self, study_name: str) -> contextlib.AbstractContextManager[None]:
-        raise NotImplementedError
+        """A context in which no other process of the study holds the lock."""
 
 
 class FileLock(StudyLock):
