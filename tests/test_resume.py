@@ -167,6 +167,26 @@ def test_resuming_with_the_ema_preset_is_bit_identical_in_both_weights(tmp_path)
     assert ended["averaging_state"]["n_averaged"].item() == again["averaging_state"]["n_averaged"].item() == 20
 
 
+def test_both_presets_on_the_shipped_monitor_survive_a_sigkill_bit_for_bit(tmp_path):
+    """callbacks=[ema,early_stopping] as shipped (the run's monitor, last.ckpt), killed after its first periodic
+    checkpoint and continued with ckpt_path=last: the same average, raw weights and best checkpoint as a run
+    never killed."""
+    common = [*SHIPPED[TASK], "callbacks=[ema,early_stopping]", "trainer.max_steps=20", "ckpt_path=last"]
+    common.append("callbacks.model_checkpoint.every_n_train_steps=5")
+    straight = run_to_end(tmp_path / "straight", *common)
+    run_dir = tmp_path / "killed"
+    proc = start(run_dir, *common)
+    wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    continued = run_to_end(run_dir, *common)
+    ended, again = checkpoint(straight.run_dir), checkpoint(run_dir)
+    assert identical(ended["state_dict"], again["state_dict"])
+    assert identical(ended["current_model_state"], again["current_model_state"])
+    assert continued.summary()["best_score"] == straight.summary()["best_score"]
+    assert best_name(continued) == best_name(straight)
+
+
 def test_resuming_with_the_early_stopping_preset_stops_at_the_same_step(tmp_path):
     """callbacks=early_stopping: its count of validations without improvement is in the checkpoint, so a run
     resumed between two such validations stops where the uninterrupted run stopped, with the same weights."""
