@@ -74,7 +74,8 @@ def retry(study: optuna.Study, trial: FrozenTrial) -> None:
 
 
 def fail_and_retry(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
-    """Mark ``trial`` failed with ``reason`` and queue its retry (call with the study's lock held)."""
+    """Mark ``trial`` failed with ``reason`` and queue its retry (under the study's lock where another process
+    could be taking the same trial over: a lost trial; a worker's own interrupted trial has a fresh heartbeat)."""
     study._storage.set_trial_user_attr(trial._trial_id, "error", reason)
     study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
     retry(study, trial)

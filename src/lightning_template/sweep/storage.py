@@ -52,15 +52,6 @@ def default_url(sweep_dir: Path) -> str:
     return f"sqlite:///{(sweep_dir / DB_NAME).resolve()}"
 
 
-def hidden_password(url: str) -> str:
-    if url.startswith(JOURNAL_PREFIX):
-        return url
-    try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except sqlalchemy.exc.ArgumentError:
-        return url
-
-
 def open_storage(url: str | None, sweep_dir: Path) -> StudyStorage:
     """The study's storage for ``--storage url`` (None: SQLite in ``sweep_dir``), refusing what cannot work."""
     url = url or default_url(sweep_dir)
