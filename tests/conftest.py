@@ -12,6 +12,19 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+
+def _share_the_cores_between_workers() -> None:
+    """One intra-op thread pool per core, not per worker: with torch's default (a thread per core in
+    every process), two workers on two cores run four threads whose small ops spin-wait on each
+    other; the suite took a third longer. Set before torch is imported here and in the warm
+    interpreter; a user's OMP_NUM_THREADS wins, and DDP ranks get Lightning's own share."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // int(workers)))
+
+
+_share_the_cores_between_workers()
+
 import lightning.pytorch as L
 import pytest
 import torch

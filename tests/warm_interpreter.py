@@ -35,9 +35,27 @@ PRELOAD = ("torch", "lightning.pytorch", "torchmetrics", "hydra", "omegaconf", "
 
 # Variables a command reads when it runs, not while the preloaded libraries import: a child may
 # set them differently from the server. Any other difference starts a fresh interpreter.
-READ_AT_RUN_TIME = ("PATH", "PYTHONUNBUFFERED", "HYDRA_FULL_ERROR", "WANDB_", "SLURM_", "CUDA_VISIBLE_DEVICES", "TEST_")
+# (pytest sets PYTEST_CURRENT_TEST to each test's name: without it here, only the test that started the
+# server would use it.)
+READ_AT_RUN_TIME = (
+    "PATH",
+    "PYTHONUNBUFFERED",
+    "HYDRA_FULL_ERROR",
+    "WANDB_",
+    "SLURM_",
+    "CUDA_VISIBLE_DEVICES",
+    "TEST_",
+    "PYTEST_CURRENT_TEST",
+)
 
 MAX_REQUEST = 1 << 20
+
+
+def import_time_differences(server: dict[str, str], command: dict[str, str]) -> list[str]:
+    """The variables a command's environment sets otherwise than the server's that the preloaded libraries
+    may have read: where there is one, the command needs an interpreter of its own."""
+    changed = {key for key in server.keys() | command.keys() if server.get(key) != command.get(key)}
+    return sorted(key for key in changed if not key.startswith(READ_AT_RUN_TIME))
 
 
 # ---------------------------------------------------------------- server (runs in its own interpreter)
@@ -215,9 +233,7 @@ class WarmInterpreter:
         it at run time."""
         if os.environ.get("TEST_FRESH_PROCESSES") or argv[0] != "-m":
             return False
-        base = self._environment if self._server is not None else os.environ
-        changed = {key for key in base.keys() | env.keys() if base.get(key) != env.get(key)}
-        return all(key.startswith(READ_AT_RUN_TIME) for key in changed)
+        return not import_time_differences(self._environment if self._server is not None else os.environ, env)
 
     def popen(self, argv: list[str], *, cwd: Path, env: dict[str, str], stdout, stderr, new_session: bool = False):
         """Start ``python -m module args`` (``argv``) as a child of the warm server."""
