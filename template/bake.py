@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-LOGGERS = ("csv", "tensorboard", "wandb")
+LOGGERS = ("csv", "tensorboard", "wandb", "mlflow")
 PACKAGE = "lightning_template"
 SLUG = "lightning-template"
 DESCRIPTION = "PyTorch Lightning template where any split of a global batch trains the same model"
@@ -235,8 +235,9 @@ def configure(relative: str, text: str, options: Options) -> str:
         text = re.sub(r'(?m)^requires-python = ".*"', f'requires-python = ">={oldest}"', text)
         text = re.sub(r'(?m)^target-version = ".*"', f'target-version = "py{oldest.replace(".", "")}"', text)
         text = re.sub(r"(?m)^(license = .*\n)", rf'\g<1>authors = [{{ name = "{options.author}" }}]\n', text)
-        if options.default_logger == "tensorboard":
-            text = text.replace('  "rich>=13",\n', '  "rich>=13",\n  "tensorboard>=2.14",\n')
+        if options.default_logger != "csv":  # the default tracker's extra becomes a dependency
+            (requirement,) = re.findall(rf'(?m)^{options.default_logger} = \["([^"]+)"\]', text)
+            text = text.replace('  "rich>=13",\n', f'  "rich>=13",\n  "{requirement}",\n')
     elif relative.startswith(".github/workflows/"):
         quoted = ", ".join(f'"{v}"' for v in versions)
         text = re.sub(r"(?m)^(\s*python: )\[[^\]]*\]", rf"\g<1>[{quoted}]", text)

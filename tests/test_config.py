@@ -96,7 +96,9 @@ def test_debug_and_logger_presets_compose(debug, logger):
     cfg = resolved(compose_fit([f"debug={debug}", f"logger={logger}"]))
     assert cfg["trainer"]["_target_"] == "lightning.pytorch.Trainer"
     (entry,) = cfg["logger"].values()
-    assert entry["save_dir"] == "/tmp/run"
+    # each writes into the run directory (MLflow: its SQLite store)
+    assert entry.get("save_dir", "/tmp/run") == "/tmp/run"
+    assert entry.get("tracking_uri", "sqlite:////tmp/run/mlflow.db") == "sqlite:////tmp/run/mlflow.db"
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

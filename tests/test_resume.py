@@ -23,6 +23,7 @@ from hydra.utils import get_object
 
 from lightning_template.command_line.hydra_command import compose_fit
 from lightning_template.files.directory_lock import LOCK_NAME
+from lightning_template.training.declared_metrics import training_metrics
 
 from conftest import (
     LONG_VALIDATION_BY_TASK,
@@ -309,6 +310,32 @@ def test_a_killed_run_continued_logs_into_the_same_wandb_run(tmp_path):
     attempts = sorted((run_dir / "wandb").glob("offline-run-*"))
     assert len(attempts) == 2 and all(folder.name.endswith(f"-{run_id}") for folder in attempts), attempts
     assert (run_dir / "wandb_run_id").read_text().strip() == run_id
+
+
+def test_a_killed_run_continued_logs_into_the_same_mlflow_run(tmp_path):
+    """logger=[csv,mlflow] as shipped (a SQLite store in the run directory): the attempt after a SIGKILL continues
+    the first attempt's MLflow run (its id, recorded in the run directory): one run, its steps from the first
+    attempt's to the last, finished."""
+    from mlflow.tracking import MlflowClient
+
+    common = [*SHIPPED[TASK], "logger=[csv,mlflow]", "trainer.max_steps=20", "ckpt_path=last"]
+    common += ["callbacks.model_checkpoint.every_n_train_steps=5", "trainer.log_every_n_steps=1"]
+    run_dir = tmp_path / "run"
+    proc = start(run_dir, *common)
+    wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run_id = (run_dir / "mlflow_run_id").read_text().strip()
+    finished = finish(start(run_dir, *common), run_dir)
+    assert finished.returncode == 0, finished.output[-3000:]
+    client = MlflowClient(f"sqlite:///{run_dir}/mlflow.db")
+    runs = client.search_runs([experiment.experiment_id for experiment in client.search_experiments()])
+    assert [run.info.run_id for run in runs] == [run_id] and runs[0].info.status == "FINISHED"
+    (name,) = training_metrics(compose_fit(common))[:1]
+    steps = sorted({metric.step for metric in client.get_metric_history(run_id, name)})
+    # the first attempt's steps, then every step from the checkpoint at step 5 on (a kill may lose the metrics
+    # MLflow had not yet written)
+    assert steps[0] < 5 and set(range(5, 20)) <= set(steps) and steps[-1] == 19, steps
 
 
 def test_a_stop_signal_before_training_ends_with_75_and_one_line_and_blocks_nothing(tmp_path):

@@ -22,6 +22,7 @@ from wandb.wandb_agent import Agent
 
 from lightning_template.command_line.hydra_command import compose_fit
 from lightning_template.sweep.composition import check_against_fit, sample_points
+from lightning_template.sweep.kfold import check_kfold, is_kfold
 from lightning_template.sweep.spec import load_spec
 from lightning_template.sweep.wandb_sweep import wandb_config
 from lightning_template.training.declared_metrics import validation_metrics
@@ -46,10 +47,13 @@ def test_passes_wandbs_schema(sweep_file):
     assert sweeps.schema_violations_from_proposed_config(config) == []
 
 
-def test_searches_batch_size_and_lr_with_valid_overrides_and_a_metric_fit_logs(sweep_file):
+def test_searches_lr_and_batch_size_or_folds_with_valid_overrides_and_a_metric_fit_logs(sweep_file):
     spec = load_spec(str(sweep_file))
     searched = {p.name: p for p in spec.searched}
-    assert searched["data.global_batch_size"].distribution == "categorical"
+    if is_kfold(spec):  # a cross-validation searches the LR on every fold, at one batch size
+        check_kfold(spec)
+    else:
+        assert searched["data.global_batch_size"].distribution == "categorical"
     assert "model.optimizer.lr" in searched
     check_against_fit(spec, [])  # what sweep --check runs: fit composed at each choice of every categorical parameter
     # the metric was checked, not passed as unknown: the experiment's model declares what it logs

@@ -24,6 +24,7 @@ from conftest import DEFAULT_TASK, ROOT, SWEEPS_VALIDATOR
 sys.path.insert(0, str(ROOT / "template"))
 from bake import (
     LEFTOVERS,
+    LOGGERS,
     PACKAGE,
     TASKS,
     Options,
@@ -44,6 +45,7 @@ BAKES = {
     "lm": {"tasks": "lm", "python_versions": "3.11,3.12"},
     "video": {"tasks": "video", "default_logger": "wandb", "author": "Ada Lovelace"},
     "sentences": {"tasks": "sentences"},
+    "lm-mlflow": {"tasks": "lm", "default_logger": "mlflow"},  # bake checks only (SUITES: one per task)
 }
 # What tells each task: none of it may remain once the task is left out.
 WORDS = task_words(ROOT)
@@ -100,7 +102,8 @@ def test_bake_keeps_the_chosen_tasks_renamed_and_nothing_else(cookies, bake_name
     assert {"experiment": tasks[0]} in fit_defaults
     assert {"logger": "csv" if logger == "csv" else ["csv", logger]} in fit_defaults
     assert files["README.md"].startswith("# Acme Vision\n")
-    assert ("tensorboard>=" in files["pyproject.toml"]) == (logger == "tensorboard")
+    required = {re.split(r"[<>=\[ ]", requirement)[0] for requirement in pyproject["project"]["dependencies"]}
+    assert required & set(LOGGERS) == {logger} - {"csv"}  # the default tracker's package, no other
 
 
 def test_markers_keep_the_blocks_of_chosen_tasks():

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf, open_dict
 
 from lightning_template.command_line.compose import check_command_line
 from lightning_template.command_line.hydra_command import compose_fit
+from lightning_template.command_line.optional_packages import missing_modules
 from lightning_template.command_line.settings import RULES, check_settings
 from lightning_template.errors import UserError, _user_error_in
 from lightning_template.runs.assembly import build_run
@@ -86,6 +87,10 @@ CASES = [
     ("predict", ["ckpt_path={trained_ckpt}", "input={missing}"], [], True),
     ("export", ["ckpt_path={trained_ckpt}", "output_dir={a_file}/export"], ["Cannot write", "is a file, not"], True),
 ]
+# a tracker whose package this environment lacks (tensorboard is no test dependency): refused naming its extra
+MISSING_TRACKER = next((extra for extra in ("tensorboard", "mlflow", "wandb") if missing_modules(extra)), None)
+if MISSING_TRACKER is not None:
+    CASES.append(("fit", [f"logger={MISSING_TRACKER}"], [f"logger.{MISSING_TRACKER}", f".[{MISSING_TRACKER}]"], False))
 if OTHER_TASK is not None:  # a checkpoint of another task's experiment
     CASES.append(
         (

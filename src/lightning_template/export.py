@@ -12,7 +12,6 @@ beside it (input shapes, normalisation, class names or vocabulary) are the model
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import warnings
 from pathlib import Path
@@ -22,9 +21,9 @@ import torch
 from omegaconf import DictConfig
 
 from lightning_template.command_line.hydra_command import hydra_command
+from lightning_template.command_line.optional_packages import require
 from lightning_template.command_line.settings import EXPORT_FORMATS
 from lightning_template.command_line.tables import print_table
-from lightning_template.errors import UserError
 from lightning_template.files.atomic import atomic_write_text
 from lightning_template.runs.task_inference import ExportSpec, inference_for
 from lightning_template.runs.trained import load_trained, with_run_overrides
@@ -57,16 +56,9 @@ def _write(spec: ExportSpec, fmt: str, path: Path) -> None:
         program.save(str(path))
 
 
-ONNX_PACKAGES = ("onnx", "onnxscript")  # torch's ONNX exporter needs both (the project's `onnx` extra)
-
-
 def _check_format(fmt: str) -> None:
-    missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None] if fmt == "onnx" else []
-    if missing:
-        raise UserError(
-            f"format=onnx needs the {' and '.join(missing)} package(s), not installed here: pip install '.[onnx]' in"
-            " the project (onnx, onnxscript; onnxruntime runs the file), or use format=pt2."
-        )
+    if fmt == "onnx":  # onnxruntime, to run the file, is in the extra too
+        require("onnx", "format=onnx", "use format=pt2")
 
 
 def run_export(cfg: DictConfig) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from hydra.utils import get_object
 from lightning.fabric.connector import _PRECISION_INPUT
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from lightning_template.command_line.optional_packages import check_logger_packages
 from lightning_template.errors import UserError
 from lightning_template.runs.lr_scaling import CHOICES as LR_SCALING_CHOICES
 from lightning_template.training.declared_metrics import training_metrics, validation_metrics
@@ -423,9 +424,11 @@ def check_monitor(cfg: DictConfig) -> None:
 
 
 def check_settings(cfg: DictConfig, shipped: DictConfig | None = None, overridden: Iterable[str] = ()) -> None:
-    """Every check of this module, before anything is built: types and ranges, arguments, the monitored metric."""
+    """Every check before anything is built: types and ranges, arguments, the monitored metric, the loggers'
+    packages."""
     check_rules(cfg)
     if shipped is not None:
         check_override_types(cfg, shipped, overridden)
     check_arguments(cfg)
     check_monitor(cfg)
+    check_logger_packages(cfg)

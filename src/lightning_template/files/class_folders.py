@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lightning_template.batching.validation_folds import Folds
 from lightning_template.errors import UserError
 
 SPLITS = ("train", "val", "test")
@@ -77,17 +78,19 @@ class ClassFolders:
         val_fraction: float,
         test_fraction: float,
         left_out: Collection[Path] = (),
+        folds: Folds | None = None,
     ) -> dict[str, list[Labelled]]:
         """``files`` into train/val/test: from ``root/splits`` if it exists, else per class from ``seed``.
 
         ``left_out``: files found but unreadable; a split file may list them (they are dropped), the
-        split from ``seed`` is drawn among the others.
+        split from ``seed`` is drawn among the others. ``folds``: validation is one fold of what is
+        not test, per class (``val_fraction`` is not used).
         """
         rng = np.random.default_rng(seed)
         split_dir = root / "splits"
         left_out = set(left_out)
         if split_dir.is_dir():
-            listed = self._listed(root, split_dir, files, val_fraction, rng, left_out)
+            listed = self._listed(root, split_dir, files, val_fraction, rng, left_out, folds)
             return {split: [item for item in members if item[0] not in left_out] for split, members in listed.items()}
         files = [item for item in files if item[0] not in left_out]
         splits: dict[str, list[Labelled]] = {split: [] for split in SPLITS}
@@ -96,8 +99,12 @@ class ClassFolders:
             num_test = round(len(members) * test_fraction)
             num_val = round(len(members) * val_fraction)
             splits["test"] += members[:num_test]
-            splits["val"] += members[num_test : num_test + num_val]
-            splits["train"] += members[num_test + num_val :]
+            if folds:
+                train, val = folds.split(members[num_test:])
+            else:
+                train, val = members[num_test + num_val :], members[num_test : num_test + num_val]
+            splits["val"] += val
+            splits["train"] += train
         return {split: sorted(members) for split, members in splits.items()}
 
     def _listed(
@@ -108,6 +115,7 @@ class ClassFolders:
         val_fraction: float,
         rng: np.random.Generator,
         left_out: set[Path],
+        folds: Folds | None,
     ) -> dict[str, list[Labelled]]:
         by_name = {path.relative_to(root).as_posix(): (path, label) for path, label in files}
         listed: dict[str, list[Labelled]] = {}
@@ -126,9 +134,18 @@ class ClassFolders:
             listed[split] = [by_name[name] for name in names]
         if "train" not in listed:
             raise UserError(f"{split_dir} exists but has no train.txt: add it (see the layout: {self.layout}).")
+        if "val" in listed and folds:
+            raise UserError(
+                f"data.folds={folds.count} draws the validation files from the training list, but {split_dir}/val.txt"
+                " lists them: remove val.txt (its files join train.txt) or set data.folds=null."
+            )
         if "val" not in listed:
             readable = [item for item in listed["train"] if item[0] not in left_out]
-            listed["train"], listed["val"] = _carve(readable, val_fraction, rng)
+            if folds:
+                train, val = folds.split_rows(rng.permutation(len(readable)))
+                listed["train"], listed["val"] = [readable[i] for i in train], [readable[i] for i in val]
+            else:
+                listed["train"], listed["val"] = _carve(readable, val_fraction, rng)
         listed.setdefault("test", listed["val"])
         return listed
 

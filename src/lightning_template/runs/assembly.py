@@ -29,7 +29,7 @@ from lightning_template.checkpointing import AtomicCheckpointIO, ReportLostRank,
 from lightning_template.checkpointing.epoch_end_resume import use_epoch_end_resuming_loop
 from lightning_template.errors import UserError
 from lightning_template.runs.lr_scaling import scaled_lr
-from lightning_template.runs.wandb_continuity import continue_wandb_runs
+from lightning_template.runs.tracker_continuity import continue_tracker_runs
 
 
 @dataclass
@@ -81,7 +81,7 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     ]
     if trainer_cfg.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBar) for c in callbacks):
         callbacks.append(LoggedMetricsBar())  # Lightning's default reads the step metrics back at every batch
-    loggers = _instantiate_all(continue_wandb_runs(cfg.get("logger"), cfg.paths)) or False
+    loggers = _instantiate_all(continue_tracker_runs(cfg.get("logger"), cfg.paths)) or False
     try:
         trainer = instantiate(
             trainer_cfg, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()], _convert_="all"

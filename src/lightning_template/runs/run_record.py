@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from lightning_template.checkpointing.foreign_weights import ORIGIN_KEY
 from lightning_template.files.atomic import atomic_write_text
 from lightning_template.runs.provenance import record_attempt
-from lightning_template.runs.wandb_continuity import record_wandb_run
+from lightning_template.runs.tracker_continuity import record_tracker_runs
 
 HYDRA_FILES = ".hydra"  # the folder Hydra would write (hydra.output_subdir), read by evaluate/predict/export
 
@@ -46,7 +46,7 @@ class RunRecord(Callback):
         if not trainer.is_global_zero:
             return
         atomic_write_text(self.output_dir / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
-        record_wandb_run(trainer.loggers, self.output_dir)
+        record_tracker_runs(trainer.loggers, self.output_dir)
         record_attempt(self.output_dir, trainer.world_size, self.resumed_step)
         if HydraConfig.initialized():
             hydra = HydraConfig.get()

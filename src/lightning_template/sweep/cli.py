@@ -21,6 +21,7 @@ from pathlib import Path
 from lightning_template.command_line.hydra_command import CONFIG_DIR
 from lightning_template.errors import report_user_errors
 from lightning_template.sweep.composition import check_against_fit, sample_points
+from lightning_template.sweep.kfold import check_kfold
 from lightning_template.sweep.optuna_sweep import PRUNERS, SweepOptions, run_study
 from lightning_template.sweep.report import write_report
 from lightning_template.sweep.spec import fit_command_line, load_spec
@@ -79,6 +80,7 @@ def run(argv: list[str] | None = None) -> int:
     args = parser().parse_intermixed_args(argv)
     spec = load_spec(args.config)
     check_against_fit(spec, args.overrides)
+    check_kfold(spec)
     if args.check:
         print(f"{spec.path}: valid. A trial runs, for example:")
         print(fit_command_line(spec.overrides(next(sample_points(spec)), args.overrides)))

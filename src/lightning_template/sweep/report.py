@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lightning_template.files.atomic import atomic_write_text, csv_text
+from lightning_template.sweep.kfold import best_setting, is_kfold
 from lightning_template.sweep.liveness import RETRY_OF
 from lightning_template.sweep.spec import SweepSpec, fit_command_line
 from lightning_template.sweep.trial_process import lr_used as trial_lr_used
@@ -59,14 +60,28 @@ def rows(study: optuna.Study, spec: SweepSpec) -> list[dict[str, Any]]:
 
 
 def write_report(study: optuna.Study, spec: SweepSpec, sweep_dir: Path) -> dict[str, Any] | None:
-    """Print the table and the best trial; write trials.csv, best.json and sweep.png. Returns the best."""
+    """Print the table and the best trial (of a k-fold sweep: the best setting over the folds); write
+    trials.csv, best.json and sweep.png. Returns the best."""
     table_rows = rows(study, spec)
     if table_rows:
         atomic_write_text(sweep_dir / "trials.csv", csv_text(table_rows, list(table_rows[0])))
         _print_table(table_rows, f"sweep {spec.name}: {len(table_rows)} trial(s) ({spec.goal} {spec.metric})")
         plot(study, spec, sweep_dir / "sweep.png")
-    completed = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    if not completed:
+    chosen = best_setting(study, spec, sweep_dir) if is_kfold(spec) else _best_trial(study, spec, sweep_dir)
+    if chosen is None:
+        return None
+    best, headline = chosen
+    atomic_write_text(sweep_dir / "best.json", json.dumps(best, indent=2) + "\n")
+    print(headline)
+    print(f"Train it: {best['command']}")
+    written = ["trials.csv", *(["folds.csv"] if is_kfold(spec) else []), "best.json", "sweep.png"]
+    print(f"Wrote {', '.join(str(sweep_dir / name) for name in written)}")
+    return best
+
+
+def _best_trial(study: optuna.Study, spec: SweepSpec, sweep_dir: Path) -> tuple[dict[str, Any], str] | None:
+    """The best trial (what best.json holds) and the line that says it; None if no trial completed."""
+    if not any(t.state == TrialState.COMPLETE for t in study.trials):
         print(f"No trial completed: see the fit.log of each trial in {sweep_dir}.")
         return None
     trial = study.best_trial
@@ -77,12 +92,8 @@ def write_report(study: optuna.Study, spec: SweepSpec, sweep_dir: Path) -> dict[
         "run_dir": trial.user_attrs.get("run_dir"),
         "command": fit_command_line(trial.user_attrs.get("overrides", [])),
     }
-    atomic_write_text(sweep_dir / "best.json", json.dumps(best, indent=2) + "\n")
     params = " ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
-    print(f"Best trial {trial.number}: {spec.metric} = {trial.value:.6g} with {params}")
-    print(f"Train it: {best['command']}")
-    print(f"Wrote {sweep_dir / 'trials.csv'}, {sweep_dir / 'best.json'} and {sweep_dir / 'sweep.png'}")
-    return best
+    return best, f"Best trial {trial.number}: {spec.metric} = {trial.value:.6g} with {params}"
 
 
 def _print_table(table_rows: list[dict[str, Any]], title: str) -> None:

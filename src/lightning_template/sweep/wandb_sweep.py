@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lightning_template.command_line.optional_packages import require
 from lightning_template.errors import UserError
 from lightning_template.sweep.spec import SweepSpec
 
@@ -48,6 +49,7 @@ def run_wandb_sweep(
             " parameters). Unset WANDB_MODE and run `wandb login`, use the local backend (--backend optuna),"
             " or check the file offline with --check."
         )
+    require("wandb", "sweep --backend wandb", "run the sweep locally with --backend optuna")
     import wandb
 
     # the agent runs `${interpreter}` = `python` from PATH: make it this environment's

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from lightning_template.batching.data_description import DataDescription
 from lightning_template.batching.datamodule import FileDataModule, GlobalBatchDataModule
 from lightning_template.batching.loader import ResumableLoader
+from lightning_template.batching.validation_folds import Folds
 from lightning_template.errors import UserError
 from lightning_template.tasks.cnn import cifar10
 from lightning_template.tasks.cnn.dataset import ImageBatch, ImageDataset, normalise
@@ -44,6 +45,8 @@ class ImageDataModule(GlobalBatchDataModule):
         self,
         *,
         val_fraction: float = 0.1,
+        folds: int | None = None,
+        fold: int | None = 0,
         augment: bool = True,
         num_train: int | None = None,
         num_test: int | None = None,
@@ -59,6 +62,7 @@ class ImageDataModule(GlobalBatchDataModule):
         if not 0 < val_fraction < 1:
             raise UserError(f"data.val_fraction={val_fraction} must be between 0 and 1 (exclusive).")
         self.val_fraction = val_fraction
+        self.folds = Folds.from_settings(folds, fold)  # k-fold: validation is one fold (replaces val_fraction)
         self.augment = augment
         self.datasets: dict[str, ImageDataset] = {}
 
@@ -67,14 +71,18 @@ class ImageDataModule(GlobalBatchDataModule):
         """The train, val and test images, labels and rows."""
 
     def split_arrays(self, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> Splits:
-        """A set of train and test arrays (uint8 NCHW, int64) as splits: val drawn from train by ``seed``."""
+        """A set of train and test arrays (uint8 NCHW, int64) as splits: val drawn from train by ``seed`` (a
+        fraction, or one of ``folds``)."""
         train_x, train_y = train_x[: self.num_train], train_y[: self.num_train]
         test_x, test_y = test_x[: self.num_test], test_y[: self.num_test]
         order = np.random.default_rng(self.seed).permutation(len(train_y))
         num_val = max(1, round(len(order) * self.val_fraction))
+        train, val = (
+            self.folds.split_rows(order) if self.folds else (np.sort(order[num_val:]), np.sort(order[:num_val]))
+        )
         return {
-            "train": (train_x, train_y, np.sort(order[num_val:])),
-            "val": (train_x, train_y, np.sort(order[:num_val])),
+            "train": (train_x, train_y, train),
+            "val": (train_x, train_y, val),
             "test": (test_x, test_y, np.arange(len(test_y))),
         }
 
@@ -265,6 +273,6 @@ class ImageFolderDataModule(FileDataModule, ImageDataModule):
     def _read(self) -> ImageFolder:
         if self._folder is None:
             self._folder = read_image_folder(
-                self.root, self.image_size, self.seed, self.val_fraction, self.test_fraction, self.cache_dir
+                self.root, self.image_size, self.seed, self.val_fraction, self.test_fraction, self.cache_dir, self.folds
             )
         return self._folder

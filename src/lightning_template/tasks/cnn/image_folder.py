@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from lightning_template.batching.validation_folds import Folds
 from lightning_template.errors import UserError
 from lightning_template.files.array_cache import CacheWriter, cache_folder, cache_key, cached_arrays
 from lightning_template.files.class_folders import SPLITS, ClassFolders
@@ -46,6 +47,7 @@ def read_image_folder(
     val_fraction: float,
     test_fraction: float,
     cache_dir: str | None = None,
+    folds: Folds | None = None,
     threads: int | None = None,
 ) -> ImageFolder:
     """List, split and (once) decode the folder; unreadable files are reported and left out."""
@@ -68,7 +70,7 @@ def read_image_folder(
         )
     _report(unreadable)
     row_of = {path: row for row, path in enumerate(paths)}
-    splits = IMAGES.split(root, files, seed, val_fraction, test_fraction, left_out=unreadable)
+    splits = IMAGES.split(root, files, seed, val_fraction, test_fraction, left_out=unreadable, folds=folds)
     IMAGES.check_not_empty(root, splits)
     rows = {split: np.array([row_of[path] for path, _ in splits[split]], dtype=np.int64) for split in SPLITS}
     counts = ", ".join(f"{split} {len(rows[split]):,}" for split in SPLITS)

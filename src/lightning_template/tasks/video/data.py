@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from lightning_template.batching.data_description import DataDescription
 from lightning_template.batching.datamodule import FileDataModule, GlobalBatchDataModule
 from lightning_template.batching.loader import ResumableLoader
+from lightning_template.batching.validation_folds import Folds
 from lightning_template.errors import UserError
 from lightning_template.tasks.video import folder as video_folder
 from lightning_template.tasks.video.clips import FrameOrder, FrameSource, InMemoryFrames, VideoClips
@@ -149,7 +150,15 @@ class VideoFolderDataModule(FileDataModule, VideoDataModule):
     ``download=True`` is refused: video datasets are fetched by hand (their licences ask for it).
     """
 
-    def __init__(self, frame_size: int = 64, val_fraction: float = 0.1, test_fraction: float = 0.1, **kwargs) -> None:
+    def __init__(
+        self,
+        frame_size: int = 64,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        folds: int | None = None,
+        fold: int | None = 0,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         if not isinstance(frame_size, int) or frame_size < 8:
             raise UserError(f"data.frame_size={frame_size!r} must be an integer of at least 8 (pixels per side).")
@@ -157,6 +166,7 @@ class VideoFolderDataModule(FileDataModule, VideoDataModule):
             if not 0 <= value < 1:
                 raise UserError(f"data.{name}={value} must be in [0, 1).")
         self.frame_size, self.val_fraction, self.test_fraction = frame_size, val_fraction, test_fraction
+        self.folds = Folds.from_settings(folds, fold)  # k-fold: validation is one fold (replaces val_fraction)
         self._indexed: tuple[list[str], dict[str, FrameSource]] | None = None
 
     def prepare_data(self) -> None:
@@ -179,6 +189,6 @@ class VideoFolderDataModule(FileDataModule, VideoDataModule):
     def _index(self) -> tuple[list[str], dict[str, FrameSource]]:
         if self._indexed is None:
             self._indexed = video_folder.index_folder(
-                self.root, self.frame_size, self.seed, self.val_fraction, self.test_fraction
+                self.root, self.frame_size, self.seed, self.val_fraction, self.test_fraction, self.folds
             )
         return self._indexed

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
+from lightning_template.batching.validation_folds import Folds
 from lightning_template.errors import UserError
 from lightning_template.files.class_folders import ClassFolders
 
@@ -150,7 +151,7 @@ class VideoFolderFrames:
 
 
 def index_folder(
-    root: Path, frame_size: int, seed: int, val_fraction: float, test_fraction: float
+    root: Path, frame_size: int, seed: int, val_fraction: float, test_fraction: float, folds: Folds | None = None
 ) -> tuple[list[str], dict[str, VideoFolderFrames]]:
     """Class names and one frame source per split; unreadable files are reported and left out."""
     import_av()
@@ -168,7 +169,7 @@ def index_folder(
             f"data.root={root} holds {len(files)} video file(s), none readable. Point data.root at a folder laid out"
             f" as {VIDEOS.layout}; or use experiment=video for the embedded synthetic videos."
         )
-    splits = VIDEOS.split(root, files, seed, val_fraction, test_fraction, left_out=bad)
+    splits = VIDEOS.split(root, files, seed, val_fraction, test_fraction, left_out=bad, folds=folds)
     VIDEOS.check_not_empty(root, splits)
     sources = {
         split: VideoFolderFrames([readable[p] for p, _ in members], frame_size) for split, members in splits.items()
