@@ -27,6 +27,8 @@ def test_onnx_without_its_packages_names_the_extra(monkeypatch):
     """An environment without onnxscript (the core install): one paragraph naming the extra, before any work."""
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxscript" else real(name, *a))
-    with pytest.raises(UserError, match=r"needs the onnxscript package\(s\).*pip install '\.\[onnx\]'"):
+    with pytest.raises(
+        UserError, match=r"format=onnx needs onnxscript, not installed here: pip install -e '\.\[onnx\]'"
+    ):
         export._check_format("onnx")
     export._check_format("pt2")  # the other formats need nothing more
