@@ -40,8 +40,8 @@ class Folds:
 
     def split(self, members: Sequence[Item]) -> tuple[list[Item], list[Item]]:
         """(train, val) of ``members``, already in their seeded order."""
-        val = set(np.array_split(np.arange(len(members)), self.count)[self.index].tolist())
-        return [m for i, m in enumerate(members) if i not in val], [m for i, m in enumerate(members) if i in val]
+        train, val = self.split_rows(np.arange(len(members)))
+        return [members[i] for i in train], [members[i] for i in val]
 
     def split_rows(self, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(train, val) rows of a seeded permutation ``order``, each sorted."""
