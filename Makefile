@@ -1,6 +1,7 @@
 # make fit        - create .venv if missing, install the project, train the default experiment
 # make test       - the test suite (what CI runs)
 # make test-fast  - the tests a developer runs before every commit (no real training, no DDP)
+# make verify    - whether the default experiment (or ARGS) trains the same under every split: docs/verify.md
 # make durations  - the whole suite, rewriting tests/durations.txt (the order that runs the longest first)
 # Variables: PYTHON (interpreter for the venv), TORCH (the torch requirement; e.g.
 # TORCH="torch --index-url https://download.pytorch.org/whl/cu128" for a CUDA build),
@@ -15,7 +16,7 @@ PYTEST_ARGS ?= -n auto --maxschedchunk 1
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install fit test test-fast durations lint bench clean
+.PHONY: install fit verify test test-fast durations lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +33,9 @@ install: $(STAMP)
 
 fit: $(STAMP)
 	$(BIN)/fit $(ARGS)
+
+verify: $(STAMP)
+	$(BIN)/verify $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -82,6 +82,8 @@ CASES = [
     ("generate", ["words=0"], ["words=0", "an integer of at least 1"], False),
     ("generate", ["temperature=0"], ["temperature=0", "a number greater than 0"], False),
     ("export", ["format=zip"], ["format=zip", "pt2, torchscript, onnx"], False),
+    ("verify", ["verify.global_batch_size=6"], ["verify.global_batch_size=6", "a multiple of 4"], False),
+    ("verify", ["verify.accept=[batchnorm]"], ["verify.accept=[batchnorm]", "batch_norm, dropout, loss"], False),
     ("evaluate", ["ckpt_path={missing}"], ["ckpt_path=", "does not exist"], True),
     ("evaluate", ["ckpt_path={trained_ckpt}", "split=train"], ["split"], True),
     ("predict", ["ckpt_path={trained_ckpt}", "input={missing}"], [], True),
@@ -103,7 +105,7 @@ if OTHER_TASK is not None:  # a checkpoint of another task's experiment
 
 
 # The command-line mistakes also run through the real console script: one per command
-CONSOLE_RUNS = {"fit": ["model.optimizer.lr=fast"], "tune": ["seed=abc"]}
+CONSOLE_RUNS = {"fit": ["model.optimizer.lr=fast"], "tune": ["seed=abc"], "verify": ["verify.global_batch_size=6"]}
 
 
 def check_in_process(command: str, arguments: list[str], capsys) -> Completed:

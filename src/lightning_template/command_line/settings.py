@@ -29,6 +29,7 @@ from lightning_template.command_line.optional_packages import check_logger_packa
 from lightning_template.errors import UserError
 from lightning_template.runs.lr_scaling import CHOICES as LR_SCALING_CHOICES
 from lightning_template.training.declared_metrics import training_metrics, validation_metrics
+from lightning_template.verification.causes import CAUSES
 
 
 def _is_int(value: Any) -> bool:
@@ -203,6 +204,19 @@ RULES: dict[str, Rule] = {
     "tune.lr_max": number(0.0, above=True),
     "tune.lr_num_training": integer(2),
     "tune.lr_early_stop_threshold": number(0.0, above=True, unset=True),
+    # verify (configs/verify.yaml)
+    "verify.steps": integer(2),
+    "verify.global_batch_size": Rule(
+        lambda v: v is None or (_is_int(v) and v >= 4 and v % 4 == 0),
+        "null or a multiple of 4 (verify splits it over 2 processes x 2 micro-batches)",
+        "16",
+    ),
+    "verify.small_data": BOOLEAN,
+    "verify.accept": Rule(
+        lambda v: isinstance(v, (list, ListConfig)) and set(v) <= set(CAUSES),
+        f"a list of causes out of {', '.join(CAUSES)}",
+        "[batch_norm]",
+    ),
     # the commands that use a trained model (configs/{evaluate,predict,generate,export}.yaml)
     "split": choice(*EVALUATED_SPLITS),
     "input": text(unset=True),
