@@ -11,7 +11,7 @@ machine load, and the median is reported. Host reads per step (training/host_rea
 counted in a separate, shorter run of each side, since counting slows every op.
 
     python scripts/bench_step.py [--device cpu|cuda] [--tasks <task> ...] [--steps 30] [--repeats 3]
-    python scripts/bench_step.py --smoke      # 3 steps, once: that it runs (the test suite does this)
+    python scripts/bench_step.py --smoke      # 3 steps, once, small data: that it runs (the test suite does this)
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ import torch
 import torch.nn.functional as F
 from hydra.core.hydra_config import HydraConfig
 from lightning.fabric.utilities.apply_func import move_data_to_device
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lightning_template.command_line.hydra_command import compose_fit
 from lightning_template.runs.assembly import Run, build_run
+from lightning_template.runs.small_data import small_data
 from lightning_template.training.host_reads import CountHostReads, HostReadCounter
 
 
@@ -76,11 +77,14 @@ def synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def config(task: str, device: str, total_steps: int, output_dir: Path) -> DictConfig:
-    """The task's shipped experiment on ``device`` for ``total_steps`` optimizer steps, run in ``output_dir``."""
+def config(task: str, device: str, total_steps: int, output_dir: Path, small: bool = False) -> DictConfig:
+    """The task's shipped experiment on ``device`` for ``total_steps`` optimizer steps, run in ``output_dir``
+    (``small``: on the data sizes of configs/small_data/, for the smoke run)."""
     where = [f"trainer.accelerator={device}", "trainer.devices=1", "trainer.strategy=auto"]
     length = [f"trainer.max_steps={total_steps}", "trainer.max_epochs=-1", "test_after_fit=false"]
     cfg = compose_fit([f"experiment={task}", *where, *length])
+    for key, value in (small_data(cfg.hydra.runtime.choices.data) if small else {}).items():
+        OmegaConf.update(cfg, key, value)
     cfg.hydra.runtime.output_dir = str(output_dir)
     HydraConfig.instance().set_config(cfg)
     job = cfg.copy()
@@ -106,10 +110,12 @@ class StepClock(L.Callback):
             self.ended = time.perf_counter()
 
 
-def fit_path(task: str, device: str, warmup: int, steps: int, count: bool = False) -> tuple[float, float, Run]:
+def fit_path(
+    task: str, device: str, warmup: int, steps: int, count: bool = False, small: bool = False
+) -> tuple[float, float, Run]:
     """Seconds of the timed steps through `fit`'s path, and host reads per step (``count``); the run."""
     with tempfile.TemporaryDirectory() as output_dir:
-        run = build_run(config(task, device, warmup + steps, Path(output_dir)))
+        run = build_run(config(task, device, warmup + steps, Path(output_dir), small))
         clock = StepClock(warmup)
         run.trainer.callbacks.insert(0, clock)  # first: the final checkpoint, saved at the last step, is not timed
         counting = CountHostReads().attach(run.trainer) if count else None
@@ -118,10 +124,12 @@ def fit_path(task: str, device: str, warmup: int, steps: int, count: bool = Fals
     return clock.ended - clock.started, reads, run
 
 
-def hand_loop(task: str, device: str, warmup: int, steps: int, count: bool = False) -> tuple[float, float, Run]:
+def hand_loop(
+    task: str, device: str, warmup: int, steps: int, count: bool = False, small: bool = False
+) -> tuple[float, float, Run]:
     """The same with a plain loop: forward, backward, clip, step, schedule."""
     with tempfile.TemporaryDirectory() as output_dir:
-        cfg = config(task, device, warmup + steps, Path(output_dir))
+        cfg = config(task, device, warmup + steps, Path(output_dir), small)
         run = build_run(cfg)  # the same seeded network and the same data; its Trainer only sizes the batches
     model, data, where = (
         run.model.to(run.trainer.strategy.root_device),
@@ -179,7 +187,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--smoke", action="store_true", help="3 steps, 1 repeat, no warm-up: that it runs")
+    parser.add_argument(
+        "--smoke", action="store_true", help="3 steps, 1 repeat, 1 warm-up step, small data: that it runs"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.warmup, args.steps, args.repeats = 1, 3, 1
@@ -193,13 +203,13 @@ def main() -> None:
             for name, side in (("fit", fit_path), ("hand", hand_loop)):
                 if args.device == "cuda":
                     torch.cuda.reset_peak_memory_stats()
-                seconds, _, run = side(task, accelerator, args.warmup, args.steps)
+                seconds, _, run = side(task, accelerator, args.warmup, args.steps, small=args.smoke)
                 times[name].append(seconds)
                 if args.device == "cuda":
                     memory[name] = torch.cuda.max_memory_allocated() / 2**20
                 print(f"{task} repeat {repeat}: {name} {1000 * seconds / args.steps:8.1f} ms/step", flush=True)
         reads = {
-            name: side(task, accelerator, 1, 3, count=True)[1]
+            name: side(task, accelerator, 1, 3, count=True, small=args.smoke)[1]
             for name, side in (("fit", fit_path), ("hand", hand_loop))
         }
         fit, hand = statistics.median(times["fit"]), statistics.median(times["hand"])

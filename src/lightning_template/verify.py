@@ -26,14 +26,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor
 
-from lightning_template.command_line.hydra_command import CONFIG_DIR, hydra_command
+from lightning_template.command_line.hydra_command import hydra_command
 from lightning_template.errors import UserError
 from lightning_template.runs.assembly import build_run
+from lightning_template.runs.small_data import small_data
 from lightning_template.verification.causes import UNSEEN, Suspect, suspects
 from lightning_template.verification.layouts import (
     LAYOUTS,
@@ -50,7 +50,6 @@ from lightning_template.verification.layouts import (
 from lightning_template.verification.report import Ablation, Outcome, print_report
 
 EXIT_NOT_EXACT = 1
-SIZES_DIR = CONFIG_DIR / "verify_sizes"
 
 
 def _user_overrides() -> list[str]:
@@ -70,14 +69,12 @@ def _global_batch_size(cfg: DictConfig) -> int:
 
 
 def _small_data(cfg: DictConfig, user: list[str]) -> dict[str, Any]:
-    """``data.<key>: value`` of configs/verify_sizes/<data config>.yaml, less what the command line sets."""
-    data_choice = HydraConfig.get().runtime.choices.get("data")
-    sizes = SIZES_DIR / f"{data_choice}.yaml"
-    if not cfg.verify.small_data or not sizes.is_file():
+    """The data config's small sizes (runs/small_data.py), less what the command line sets."""
+    if not cfg.verify.small_data:
         return {}
     set_by_user = {o.lstrip("+").partition("=")[0] for o in user}
-    given = yaml.safe_load(sizes.read_text()).get("data", {})
-    return {f"data.{key}": value for key, value in given.items() if f"data.{key}" not in set_by_user}
+    sizes = small_data(HydraConfig.get().runtime.choices.get("data"))
+    return {key: value for key, value in sizes.items() if key not in set_by_user}
 
 
 def _forced(cfg: DictConfig, global_batch_size: int) -> dict[str, Any]:

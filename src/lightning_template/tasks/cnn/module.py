@@ -59,10 +59,12 @@ class ImageClassifier(GlobalBatchModule):
         images, labels, global_items = batch
         logits = self(images)
         losses = F.cross_entropy(logits, labels, reduction="none", label_smoothing=self.label_smoothing)
-        self.log("train/loss", losses.mean().detach(), on_step=True)
-        self.train_acc(logits, labels)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        self.log_step_metric("train/loss", losses.mean().detach())
+        self.train_acc.update(logits, labels)
         return self.global_mean(losses.sum(), global_items)
+
+    def on_train_epoch_end(self) -> None:
+        self.log_epoch_metric("train/acc", self.train_acc)
 
     def evaluate(self, batch: ImageBatch, split: str) -> None:
         images, labels, _ = batch

@@ -75,8 +75,8 @@ class LanguageModel(GlobalBatchModule):
     def training_step(self, batch: TokenWindow, batch_idx: int) -> Tensor:
         nll, self._train_hidden[batch.slot] = self._token_nll(batch, self._train_state(batch.slot))
         mean = nll.mean().detach()
-        self.log("train/loss", mean, on_step=True, batch_size=nll.numel())
-        self.log("train/ppl", mean.exp(), on_step=True, batch_size=nll.numel())
+        self.log_step_metric("train/loss", mean)
+        self.log_step_metric("train/ppl", mean.exp())
         return self.global_mean(nll.sum(), batch.global_items)
 
     def _train_state(self, slot: int) -> Hidden | None:

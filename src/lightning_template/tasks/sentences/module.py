@@ -23,7 +23,6 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from lightning_template.batching.data_description import DataDescription
 from lightning_template.errors import UserError
 from lightning_template.tasks.sentences.data import SentenceBatch
-from lightning_template.training.logging_steps import logs_this_step
 from lightning_template.training.metrics import ExactMean
 from lightning_template.training.module import GlobalBatchModule, OptimizerFactory
 
@@ -80,9 +79,8 @@ class SentenceModule(GlobalBatchModule):
         read = self.tokens_read(batch.lengths)  # host numbers: no device read
         self._padding[0] += int(len(read) * read.max() - read.sum())
         self._padding[1] += int(read.sum())
-        self.log("train/loss", losses.mean().detach(), on_step=True, batch_size=losses.numel())
-        if logs_this_step(self.trainer):  # a host number logged becomes a device tensor: only when it is written
-            self.log("train/tokens", float(self.global_tokens_read(batch)), on_step=True, on_epoch=False)
+        self.log_step_metric("train/loss", losses.mean().detach())
+        self.log_step_metric("train/tokens", float(self.global_tokens_read(batch)))
         return self.global_mean(losses.sum(), self.global_count(batch))
 
     def on_train_epoch_start(self) -> None:

@@ -55,10 +55,12 @@ class VideoClassifier(GlobalBatchModule):
     def training_step(self, batch: ClipBatch, batch_idx: int) -> Tensor:
         logits = self(batch.clips)
         losses = F.cross_entropy(logits, batch.labels, reduction="none")
-        self.log("train/loss", losses.mean().detach(), on_step=True, batch_size=len(losses))
-        self.train_acc(logits, batch.labels)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(losses))
+        self.log_step_metric("train/loss", losses.mean().detach())
+        self.train_acc.update(logits, batch.labels)
         return self.global_mean(losses.sum(), batch.global_items)
+
+    def on_train_epoch_end(self) -> None:
+        self.log_epoch_metric("train/acc", self.train_acc)
 
     def evaluate(self, batch: ClipBatch, split: str) -> None:
         logits = self(batch.clips)
