@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from hydra.core.hydra_config import HydraConfig
 from lightning.fabric.utilities.apply_func import move_data_to_device
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
-from lightning_template.command_line.hydra_command import compose_fit
+from lightning_template.command_line.hydra_command import compose_job
 from lightning_template.runs.assembly import Run, build_run
 from lightning_template.runs.small_data import small_data
 from lightning_template.training.host_reads import CountHostReads, HostReadCounter
@@ -82,14 +82,9 @@ def config(task: str, device: str, total_steps: int, output_dir: Path, small: bo
     (``small``: on the data sizes of configs/small_data/, for the smoke run)."""
     where = [f"trainer.accelerator={device}", "trainer.devices=1", "trainer.strategy=auto"]
     length = [f"trainer.max_steps={total_steps}", "trainer.max_epochs=-1", "test_after_fit=false"]
-    cfg = compose_fit([f"experiment={task}", *where, *length])
-    for key, value in (small_data(cfg.hydra.runtime.choices.data) if small else {}).items():
-        OmegaConf.update(cfg, key, value)
-    cfg.hydra.runtime.output_dir = str(output_dir)
-    HydraConfig.instance().set_config(cfg)
-    job = cfg.copy()
-    with open_dict(job):
-        del job["hydra"]
+    job = compose_job([f"experiment={task}", *where, *length], output_dir)
+    for key, value in (small_data(HydraConfig.get().runtime.choices.data) if small else {}).items():
+        OmegaConf.update(job, key, value)
     return job
 
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
 
-from lightning_template.command_line.hydra_command import compose_fit
+from lightning_template.command_line.hydra_command import compose_job
 from lightning_template.runs.assembly import build_run
 from lightning_template.training.host_reads import CountHostReads, HostReadCounter
 
@@ -23,13 +21,9 @@ BUDGET = 0.1  # reads per optimizer step, outside the steps that log or save
 
 def shipped_fit_counting(task: str, run_dir, *overrides: str) -> tuple[CountHostReads, int]:
     """15 optimizer steps of the task's shipped experiment, counted; and its accumulation."""
-    cfg = compose_fit([f"experiment={task}", "trainer.max_steps=15", "trainer.max_epochs=-1", *overrides])
-    cfg.hydra.runtime.output_dir = str(run_dir)
-    HydraConfig.instance().set_config(cfg)
-    job = cfg.copy()
-    with open_dict(job):
-        del job["hydra"]
-    run = build_run(job)
+    run = build_run(
+        compose_job([f"experiment={task}", "trainer.max_steps=15", "trainer.max_epochs=-1", *overrides], run_dir)
+    )
     counting = CountHostReads().attach(run.trainer)
     run.trainer.fit(run.model, datamodule=run.datamodule)
     return counting, run.trainer.accumulate_grad_batches

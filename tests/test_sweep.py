@@ -19,10 +19,12 @@ from lightning.pytorch.demos.boring_classes import BoringModel
 from optuna.trial import TrialState
 
 from lightning_template.callbacks.monitor_history import MonitorHistory, history_path, read_history
+from lightning_template.command_line.hydra_command import compose_fit
 from lightning_template.sweep.optuna_sweep import SweepOptions, open_study
 from lightning_template.sweep.spec import load_spec
 from lightning_template.sweep.storage import default_url, open_storage
 from lightning_template.sweep.trial_process import logged_metrics
+from lightning_template.training.declared_metrics import training_metrics, validation_metrics
 
 from conftest import TASK, TINY, run_module
 
@@ -144,8 +146,11 @@ def test_trials_are_read_whatever_the_logger(tmp_path, loggers):
     values = [line[SHIPPED.metric] for line in read_history(history_path(run_dir))]
     assert len(values) == 2 and trial.intermediate_values == dict(enumerate(values)) and trial.value == values[-1]
     assert f"Best trial 0: {SHIPPED.metric} = {trial.value:.6g}" in run.stdout
-    # what a trial whose metric.name is misspelt lists as logged (train/lr only once a step has logged)
-    assert {SHIPPED.metric, "train/loss"} <= set(logged_metrics(run_dir))
+    # what a trial whose metric.name is misspelt lists as logged: the metric, and only what the model declares
+    # (its step metrics once a step has logged: trainer.log_every_n_steps)
+    logged = set(logged_metrics(run_dir))
+    cfg = compose_fit(TINY)
+    assert SHIPPED.metric in logged and logged <= {*validation_metrics(cfg), *training_metrics(cfg)}, logged
 
 
 class ValidationLoss(BoringModel):

@@ -13,15 +13,15 @@ from __future__ import annotations
 import importlib
 import re
 import string
+from pathlib import Path
 
 import pytest
-from hydra.core.hydra_config import HydraConfig
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 from lightning_template.command_line.compose import check_command_line
-from lightning_template.command_line.hydra_command import compose_fit
+from lightning_template.command_line.hydra_command import compose_fit, compose_job
 from lightning_template.command_line.optional_packages import missing_modules
 from lightning_template.command_line.settings import RULES, check_settings
 from lightning_template.errors import UserError, _user_error_in
@@ -247,13 +247,7 @@ def test_generated_settings_build_a_run_or_are_one_paragraph(task):
         overrides = [*TINY_BY_TASK[task], f"{key}={data.draw(_value(kind))}"]
         try:
             check_command_line(str(CONFIG_DIR), "fit", overrides, check_settings)
-            cfg = compose_fit(overrides)
-            cfg.hydra.runtime.output_dir = "/nonexistent/run"  # nothing is written: the run is only built
-            HydraConfig.instance().set_config(cfg)
-            job = cfg.copy()
-            with open_dict(job):
-                del job["hydra"]
-            build_run(job)
+            build_run(compose_job(overrides, Path("/nonexistent/run")))  # nothing is written: the run is only built
         except Exception as err:
             if _user_error_in(err) is None:
                 raise

@@ -12,7 +12,8 @@ from typing import Any
 import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
 
 from lightning_template.command_line.compose import ConfigCheck, check_command_line
 from lightning_template.command_line.settings import check_settings
@@ -73,3 +74,15 @@ def compose_fit(overrides: Sequence[str] = ()) -> DictConfig:
             return compose("fit", overrides=list(overrides), return_hydra_config=True)
     finally:
         GlobalHydra.instance().clear()
+
+
+def compose_job(overrides: Sequence[str], output_dir: Path) -> DictConfig:
+    """The ``fit`` config of these overrides as a run in ``output_dir`` sees it, Hydra's own keys set aside: for
+    building a run in this process (benchmarks, tests) as the command would."""
+    cfg = compose_fit(overrides)
+    cfg.hydra.runtime.output_dir = str(output_dir)
+    HydraConfig.instance().set_config(cfg)
+    job = cfg.copy()
+    with open_dict(job):
+        del job["hydra"]
+    return job
