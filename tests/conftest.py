@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,6 +135,18 @@ def run_module(
 def run_command(command: str, run_dir: Path, *overrides: str, timeout: int = 600, check: bool = True) -> Completed:
     """Run the Hydra command ``command`` (fit, tune) with its run directory and overrides."""
     return run_module(command, f"hydra.run.dir={run_dir}", *overrides, run_dir=run_dir, timeout=timeout, check=check)
+
+
+@pytest.fixture(autouse=True)
+def _environment_as_it_was() -> Iterator[None]:
+    """Each test leaves ``os.environ`` as it found it. A run built in this process sets Lightning's
+    PL_GLOBAL_SEED; an environment changed after the warm interpreter started makes every later command
+    of the worker start an interpreter of its own (warm_interpreter.py), about 4 s each."""
+    before = dict(os.environ)
+    yield
+    if os.environ != before:
+        os.environ.clear()
+        os.environ.update(before)
 
 
 @pytest.fixture
