@@ -159,6 +159,7 @@ def test_resuming_with_the_ema_preset_is_bit_identical_in_both_weights(tmp_path)
     """callbacks=ema: the average (the checkpoint's state_dict, what validation and the commands use) and the raw
     weights it averages (current_model_state) both continue exactly from a periodic checkpoint."""
     common = [*SHIPPED[TASK], "callbacks=ema", "callbacks.ema.decay=0.9", "trainer.max_steps=20", *keep_every(10)]
+    common.append("trainer.max_epochs=-1")  # 20 steps on any task (a small epoch count may end the run first)
     straight = run_to_end(tmp_path / "straight", *common)
     resumed = run_to_end(tmp_path / "resumed", *common, f"ckpt_path={straight.run_dir / 'checkpoints' / 's0010.ckpt'}")
     ended, again = checkpoint(straight.run_dir), checkpoint(resumed.run_dir)
@@ -327,7 +328,7 @@ def test_a_killed_run_continued_logs_into_the_same_mlflow_run(tmp_path):
     attempt's to the last, finished."""
     from mlflow.tracking import MlflowClient
 
-    common = [*SHIPPED[TASK], "logger=[csv,mlflow]", "trainer.max_steps=20", "ckpt_path=last"]
+    common = [*SHIPPED[TASK], "logger=[csv,mlflow]", "trainer.max_steps=20", "trainer.max_epochs=-1", "ckpt_path=last"]
     common += ["callbacks.model_checkpoint.every_n_train_steps=5", "trainer.log_every_n_steps=1"]
     run_dir = tmp_path / "run"
     proc = start(run_dir, *common)
