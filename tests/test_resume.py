@@ -24,6 +24,7 @@ from hydra.utils import get_object
 from lightning_template.command_line.hydra_command import compose_fit
 from lightning_template.files.directory_lock import LOCK_NAME
 from lightning_template.training.declared_metrics import training_metrics
+from lightning_template.verification.layouts import keep_every
 
 from conftest import (
     LONG_VALIDATION_BY_TASK,
@@ -114,19 +115,8 @@ def best_name(run: Completed) -> str | None:
     return Path(best).name if best else None
 
 
-def keep_every(steps: int) -> list[str]:
-    """Keep a checkpoint s<step>.ckpt every ``steps`` optimizer steps (besides last.ckpt).
-
-    ``monitor=null`` makes the top-k files a file per step; each holds the state last.ckpt
-    holds at that step. (The same guarantees on the shipped monitor: the kill and signal
-    tests, which continue from last.ckpt.)
-    """
-    return [
-        f"callbacks.model_checkpoint.every_n_train_steps={steps}",
-        "callbacks.model_checkpoint.monitor=null",
-        "callbacks.model_checkpoint.save_top_k=-1",
-        r"callbacks.model_checkpoint.filename=s\{step:04d\}",
-    ]
+# keep_every: the shipped checkpoint callback set to keep s<step>.ckpt files (monitor=null). The same
+# guarantees on the shipped monitor: the kill and signal tests, which continue from last.ckpt.
 
 
 def exact_arithmetic(task: str) -> list[str]:

@@ -42,7 +42,7 @@ from lightning_template.verification.layouts import (
     Layout,
     RunFailed,
     is_exact,
-    keep_step,
+    keep_every,
     max_difference,
     run_fit,
     step_checkpoint,
@@ -161,7 +161,7 @@ class Verification:
 
     def layouts(self, prefix: str = "", switches: Sequence[str] = (), only: Sequence[Layout] = LAYOUTS):
         """The reference run's weights, and each other layout's max |dW| against them (``switches`` added)."""
-        keep = keep_step(self.half) if self.resumable and not switches else []
+        keep = keep_every(self.half) if self.resumable and not switches else []
         reference = self._run(f"{prefix}reference", REFERENCE, [*switches, *keep])
         differences = {
             layout.name: self._compared(
@@ -177,7 +177,7 @@ class Verification:
         if not self.resumable:
             return None
         checkpoint = step_checkpoint(self.output_dir / "reference", self.half)
-        resumed = self._run("resumed", REFERENCE, [*keep_step(self.half), f"ckpt_path={checkpoint}"])
+        resumed = self._run("resumed", REFERENCE, [*keep_every(self.half), f"ckpt_path={checkpoint}"])
         return self._compared(reference, resumed)
 
     def ablations(self, found: list[Suspect], inexact: list[Layout]) -> list[Ablation]:

@@ -45,10 +45,14 @@ LAYOUTS = (
 SPLITS = 4  # the most any layout divides the global batch into
 
 
-def keep_step(step: int) -> list[str]:
-    """Keep the checkpoint of optimizer step ``step`` (as s<step>.ckpt) besides last.ckpt."""
+def keep_every(steps: int) -> list[str]:
+    """Overrides that keep a checkpoint s<step>.ckpt every ``steps`` optimizer steps, besides last.ckpt.
+
+    ``monitor=null`` makes the top-k files a file per step; each holds the state last.ckpt
+    holds at that step, so a run can be resumed from any of them.
+    """
     return [
-        f"callbacks.model_checkpoint.every_n_train_steps={step}",
+        f"callbacks.model_checkpoint.every_n_train_steps={steps}",
         "callbacks.model_checkpoint.monitor=null",
         "callbacks.model_checkpoint.save_top_k=-1",
         r"callbacks.model_checkpoint.filename=s\{step:04d\}",

@@ -20,9 +20,10 @@ from lightning_template.runs.assembly import describe_data
 from lightning_template.tasks.cnn.data import ImageFolderDataModule
 from lightning_template.tasks.cnn.image_files import read_pixels
 from lightning_template.tasks.cnn.image_folder import read_image_folder
+from lightning_template.verification.layouts import keep_every
 
 from conftest import QUIET, max_abs_difference, run_module
-from test_resume import identical, keep_every, run_to_end, weights
+from test_resume import identical, run_to_end, weights
 
 # Each class is a colour; in greyscale modes its luminance (red 80, green 135, blue 46) tells it too.
 COLOURS = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
