@@ -21,6 +21,7 @@ import pytest
 import torch
 from hydra.utils import get_object
 
+from lightning_template.callbacks.monitor_history import history_path, read_history
 from lightning_template.command_line.hydra_command import compose_fit
 from lightning_template.files.directory_lock import LOCK_NAME
 from lightning_template.training.declared_metrics import training_metrics
@@ -88,6 +89,13 @@ def wait_for(path: Path, proc: Process, timeout: float = 300) -> None:
     while not path.exists():
         assert proc.poll() is None, f"fit ended ({proc.returncode}) before {path} appeared"
         assert time.monotonic() < deadline, f"{path} did not appear in {timeout} s"
+        time.sleep(0.05)
+
+
+def wait_for_line(log: Path, line: str, proc: Process, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while line not in log.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
         time.sleep(0.05)
 
 
@@ -293,6 +301,23 @@ def test_a_stop_signal_saves_at_a_step_and_the_run_continues_exactly(tmp_path, s
     assert [attempt["from_step"] for attempt in attempts] == [0, step]  # each attempt that trained, recorded
 
 
+def test_a_stop_signal_at_a_step_a_validation_follows_stops_after_every_callback_has_seen_it(tmp_path, shared_runs):
+    """The signal at step 10, validated at: the run stops after that validation with its line in the run's
+    history and its checkpoint ranked; continued, the history reads as one run, each validation once."""
+    every_5 = ["trainer.val_check_interval=5", "trainer.check_val_every_n_epoch=null"]
+    common = [*SHIPPED[TASK], *every_5, "trainer.max_steps=20", "trainer.max_epochs=-1", "ckpt_path=last"]
+    common.append("callbacks.model_checkpoint.save_top_k=-1")
+    run_dir = tmp_path / "stopped"
+    signal_at_10 = ["+callbacks.stop._target_=tests.stop_points.SignalAtStep", "+callbacks.stop.step=10"]
+    stopped = finish(start(run_dir, *common, *signal_at_10), run_dir)
+    assert stopped.returncode == EXIT_STOPPED and "after optimizer step 10" in said(stopped), stopped.output[-3000:]
+    assert [line["step"] for line in read_history(history_path(run_dir))] == [5, 10]
+    assert len(list((run_dir / "checkpoints").glob("best-*step000010.ckpt"))) == 1  # ranked before the stop
+    run_to_end(run_dir, *common)
+    assert [line["step"] for line in read_history(history_path(run_dir))] == [5, 10, 15, 20]
+    assert identical(weights(shared_runs.get("fit", *common).run_dir), weights(run_dir))
+
+
 def test_a_killed_run_continued_logs_into_the_same_wandb_run(tmp_path):
     """logger=[csv,wandb], offline: the attempt after a SIGKILL continues the first attempt's W&B run (its id,
     recorded in the run directory), which `wandb sync` then uploads as one run."""
@@ -339,18 +364,18 @@ def test_a_killed_run_continued_logs_into_the_same_mlflow_run(tmp_path):
 
 
 def test_a_stop_signal_before_training_ends_with_75_and_one_line_and_blocks_nothing(tmp_path):
-    """Half a second in (importing torch), and once set up (the batch layout said, before the first step)."""
+    """Half a second in (importing torch), and once set up (held at the start of training, Lightning's signal
+    handlers in place, before the run's own take over: timed from outside, the signal could land after step 1)."""
     run_dir = tmp_path / "run"
+    hold = "+callbacks.hold._target_=tests.stop_points.HoldBeforeTraining"
     for moment, stop in (("importing", signal.SIGTERM), ("set up", signal.SIGINT)):
         log = tmp_path / f"{moment}.log"
-        proc = start(run_dir, *SHIPPED[TASK], "trainer.max_steps=2", log=log, fresh=moment == "importing")
+        held = [hold] if moment == "set up" else []
+        proc = start(run_dir, *SHIPPED[TASK], "trainer.max_steps=2", *held, log=log, fresh=moment == "importing")
         if moment == "importing":
             time.sleep(0.5)
         else:
-            deadline = time.monotonic() + 300
-            while "Batch layout:" not in log.read_text():
-                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(0.05)
+            wait_for_line(log, "Holding before training", proc)
         proc.send_signal(stop)
         stopped = finish(proc, run_dir, log=log)
         assert stopped.returncode == EXIT_STOPPED, f"{moment}: {stopped.output[-3000:]}"

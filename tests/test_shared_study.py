@@ -132,6 +132,14 @@ def wait_for_validations(process: subprocess.Popen, run_dir: Path, count: int) -
         time.sleep(0.2)
 
 
+def wait_for_stop(fit_log: Path) -> None:
+    """Until the fit writing ``fit_log`` has said that it stopped on a signal."""
+    deadline = time.monotonic() + 300
+    while "Stopped: " not in fit_log.read_text():
+        assert time.monotonic() < deadline, fit_log.read_text()[-3000:]
+        time.sleep(0.2)
+
+
 @pytest.mark.slow
 def test_a_killed_or_stopped_sweep_continues_its_trial_where_it_stopped(tmp_path):
     config = write_sweep(tmp_path / "killed.yaml", "grid", {"model.optimizer.lr": {"values": [0.05]}})
@@ -143,9 +151,11 @@ def test_a_killed_or_stopped_sweep_continues_its_trial_where_it_stopped(tmp_path
     wait_for_validations(first, run_dir, 1)
     first.send_signal(signal.SIGKILL)
     first.wait()
-    # 2. the next sweep takes the lost trial over; SIGTERM to it (a preemption) after the second validation
+    wait_for_stop(run_dir / "fit.log")  # the trial's fit, orphaned, may validate once more before it stops
+    validated = len(read_history(history_path(run_dir)))
+    # 2. the next sweep takes the lost trial over; SIGTERM to it (a preemption) after its fit's first validation
     second = sweep_process(config, sweep_dir, "--stale-after", "3", *budget)
-    wait_for_validations(second, run_dir, 2)
+    wait_for_validations(second, run_dir, validated + 1)
     second.send_signal(signal.SIGTERM)
     output, _ = second.communicate(timeout=300)
     assert second.returncode == 130 and "trial 0 lost its worker" in output, output[-3000:]

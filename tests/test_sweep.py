@@ -113,7 +113,9 @@ def test_a_crashing_trial_is_marked_failed_and_the_sweep_goes_on(tmp_path):
 @pytest.mark.slow
 def test_a_trailing_trial_is_pruned_at_its_first_validation(tmp_path):
     config = write_sweep(tmp_path / "prune.yaml", {"model.optimizer.lr": {"values": [1e-7, 0.1]}})
-    overrides = [*TINY, "trainer.max_epochs=5"]
+    # long enough that the sweep, which reads the history every second, finds the trial still running on any
+    # task (the fastest task's five tiny epochs ended first); pruned, it stops after its first validation
+    overrides = [*TINY, "trainer.max_epochs=100"]
     study = open_study(load_spec(str(config)), open_storage(None, tmp_path), overrides, SweepOptions(pruner="median"))
     perfect = 1.0  # the best a metric of the shipped tasks can be: no real run reaches it, so the new trial trails
     for number in range(2):  # two earlier trials (added by hand: no grid point taken) at that value throughout
@@ -122,7 +124,7 @@ def test_a_trailing_trial_is_pruned_at_its_first_validation(tmp_path):
                 params={"model.optimizer.lr": 0.1},
                 distributions={"model.optimizer.lr": optuna.distributions.CategoricalDistribution([1e-7, 0.1])},
                 value=perfect,
-                intermediate_values=dict.fromkeys(range(5), perfect),
+                intermediate_values=dict.fromkeys(range(100), perfect),
                 user_attrs={"run_dir": str(tmp_path / f"earlier_{number}")},
             )
         )

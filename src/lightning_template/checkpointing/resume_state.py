@@ -89,13 +89,16 @@ class ResumeState(Callback):
     step at the end of an epoch it resumed in, and every checkpoint written at an epoch
     end (after its validation, or at ``on_train_epoch_end``) is written before it. So
     the checkpoint records through which epoch the step was taken and the metrics it
-    needs; a resume takes a step that is owed, once.
+    needs; a resume takes a step that is owed, once. At the end of the epoch it resumed
+    in, the step reads the metrics of the validations before the checkpoint (the run
+    resumed without them) where no later validation replaced them.
     """
 
     def __init__(self) -> None:
         self._rng_state_to_restore: dict[str, Any] | None = None
         self._stepped_through = -1  # the last epoch whose end-of-epoch plateau step was taken
         self._owed_step: tuple[int, dict[str, float]] | None = None
+        self._metrics_at_load: dict[str, float] = {}  # the checkpoint's, read by the resumed epoch's end
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_states"] = gather_from_ranks(_rng_state())
@@ -114,6 +117,7 @@ class ResumeState(Callback):
         schedules = checkpoint.get("epoch_schedules")
         if schedules is not None:
             self._stepped_through = schedules["stepped_through"]
+            self._metrics_at_load = schedules["metrics"]
             if schedules["epoch_end_ahead"] and schedules["stepped_through"] < schedules["epoch"]:
                 self._owed_step = (schedules["epoch"], schedules["metrics"])
         written_on = checkpoint.get("batch_layout")
@@ -154,7 +158,7 @@ class ResumeState(Callback):
         epoch = trainer.current_epoch
         if trainer.fit_loop.restarting and epoch_done(trainer) and self._stepped_through < epoch:
             # Lightning skips this step in an epoch it resumed in
-            step_epoch_plateau_schedulers(trainer, epoch, scalar_metrics(trainer))
+            step_epoch_plateau_schedulers(trainer, epoch, {**self._metrics_at_load, **scalar_metrics(trainer)})
             self._stepped_through = epoch
 
     def on_train_batch_start(

@@ -53,7 +53,8 @@ class StopOnSignal(Callback):
     waited on at the next boundary, where it has long finished, so no step waits on the
     network; the ranks stop together at the boundary after the one where the request was
     seen, one step later than on one process. When a validation follows that step, they
-    stop after it (and after the checkpoint callback has ranked it). Lightning's own
+    stop after it, once every callback has seen it (the history has its line, the checkpoint
+    callback has ranked it). Lightning's own
     handlers are replaced while training runs: they save in the middle of a step (SLURM)
     or stop without saving (SIGTERM). A second Ctrl-C interrupts at once, without a
     checkpoint. Under SLURM, SIGUSR1 (sent ahead of the time limit with
@@ -113,9 +114,10 @@ class StopOnSignal(Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self._stop_after_validation or trainer.sanity_checking:
             return
-        checkpoint = trainer.checkpoint_callback
-        if isinstance(checkpoint, RunCheckpoint):
-            checkpoint.on_validation_end(trainer, pl_module)  # it runs after this callback: let it rank first
+        # The callbacks Lightning calls after this one see the validation before the run stops: the run's
+        # history records it, the checkpoint (Lightning calls checkpoint callbacks last) ranks it.
+        for callback in trainer.callbacks[trainer.callbacks.index(self) + 1 :]:
+            callback.on_validation_end(trainer, pl_module)
         self._stop(trainer, self._stop_after_validation)
 
     def _stop(self, trainer: L.Trainer, signum: int) -> None:

@@ -1,0 +1,36 @@
+"""Callbacks a test adds to a real `fit` process (``+callbacks.<name>._target_=tests.stop_points.<Name>``) to
+meet a moment of the run exactly, where a signal timed from outside may land a step early or late."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import lightning.pytorch as L
+from lightning.pytorch.callbacks import Callback
+
+
+class SignalAtStep(Callback):
+    """Sends ``signal_name`` to its own process once, at the end of optimizer step ``step``. A callback of the
+    config comes before those the run always adds, so the run's stop handler sees it at that step."""
+
+    def __init__(self, step: int, signal_name: str = "SIGTERM") -> None:
+        self.step, self.signum, self._sent = step, signal.Signals[signal_name], False
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.global_step == self.step and not self._sent:
+            self._sent = True
+            os.kill(os.getpid(), self.signum)
+
+
+class HoldBeforeTraining(Callback):
+    """Waits at the start of training, before the run's own training handlers take the stop signals over (it
+    comes before them), with Lightning set up and its signal handlers in place: a test signals it there."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        print("Holding before training", flush=True)
+        time.sleep(600)
