@@ -34,3 +34,16 @@ class HoldBeforeTraining(Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         print("Holding before training", flush=True)
         time.sleep(600)
+
+
+class SignalAtSave(Callback):
+    """Sends ``signal_name`` to its own process as it writes its ``n``-th checkpoint (before the file exists):
+    a SIGKILL there is a kill between two writes."""
+
+    def __init__(self, n: int, signal_name: str = "SIGKILL") -> None:
+        self.n, self.signum, self._saves = n, signal.Signals[signal_name], 0
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        self._saves += 1
+        if self._saves == self.n:
+            os.kill(os.getpid(), self.signum)

@@ -318,6 +318,59 @@ def test_a_stop_signal_at_a_step_a_validation_follows_stops_after_every_callback
     assert identical(weights(shared_runs.get("fit", *common).run_dir), weights(run_dir))
 
 
+def ranked(run_dir: Path) -> list[str]:
+    return sorted(path.name for path in (run_dir / "checkpoints").glob("best-*.ckpt"))
+
+
+def validated_steps(run_dir: Path) -> list[int]:
+    return [line["step"] for line in read_history(history_path(run_dir))]
+
+
+# The shipped validation, once per epoch at its end, where Lightning ranks it (at the epoch's end, after the
+# validation's own end); every validation's file kept, so that a ranking lost shows as a file missing
+RANK_EVERY_EPOCH = ["trainer.max_epochs=2", "callbacks.model_checkpoint.save_top_k=-1", "ckpt_path=last"]
+
+
+def test_a_sigkill_at_any_checkpoint_write_loses_no_ranking(tmp_path, shared_runs):
+    """A SIGKILL as the run writes its n-th checkpoint, for each n up to the second epoch's: continued, the same
+    ranked checkpoints, history and weights as the uninterrupted run. (A resume point written between an
+    epoch-end validation and its ranking at the epoch's end lost the ranking: the continued run starts the next
+    epoch.)"""
+    straight = shared_runs.get("fit", *SHIPPED[TASK], *RANK_EVERY_EPOCH)
+    steps_per_epoch = validated_steps(straight.run_dir)[0]
+    common = [*SHIPPED[TASK], *RANK_EVERY_EPOCH, f"callbacks.model_checkpoint.every_n_train_steps={steps_per_epoch}"]
+    for n in range(1, 13):
+        run_dir = tmp_path / f"killed_at_write_{n}"
+        kill = ["+callbacks.kill._target_=tests.stop_points.SignalAtSave", f"+callbacks.kill.n={n}"]
+        killed = finish(start(run_dir, *common, *kill), run_dir)
+        if killed.returncode == 0:  # the run writes fewer: every write was a kill's moment
+            break
+        assert killed.returncode == -signal.SIGKILL, f"write {n}: {killed.output[-3000:]}"
+        run_to_end(run_dir, *common)
+        assert ranked(run_dir) == ranked(straight.run_dir), f"killed at write {n}"
+        assert validated_steps(run_dir) == validated_steps(straight.run_dir), f"killed at write {n}"
+        assert identical(weights(straight.run_dir), weights(run_dir)), f"killed at write {n}"
+    assert n > 4, "two epochs write at least two checkpoints each (the ranked one and last.ckpt)"
+
+
+def test_a_stop_signal_at_an_epochs_last_step_stops_after_the_epochs_end(tmp_path, shared_runs):
+    """The validation that ends the epoch runs and is ranked at the epoch's end before the run stops."""
+    straight = shared_runs.get("fit", *SHIPPED[TASK], *RANK_EVERY_EPOCH)
+    steps_per_epoch = validated_steps(straight.run_dir)[0]
+    run_dir = tmp_path / "stopped"
+    signal_at_the_end = [
+        "+callbacks.stop._target_=tests.stop_points.SignalAtStep",
+        f"+callbacks.stop.step={steps_per_epoch}",
+    ]
+    stopped = finish(start(run_dir, *SHIPPED[TASK], *RANK_EVERY_EPOCH, *signal_at_the_end), run_dir)
+    assert stopped.returncode == EXIT_STOPPED, stopped.output[-3000:]
+    assert f"after optimizer step {steps_per_epoch}" in said(stopped)
+    assert validated_steps(run_dir) == [steps_per_epoch] and ranked(run_dir) == ranked(straight.run_dir)[:1]
+    run_to_end(run_dir, *SHIPPED[TASK], *RANK_EVERY_EPOCH)
+    assert ranked(run_dir) == ranked(straight.run_dir) and validated_steps(run_dir) == validated_steps(straight.run_dir)
+    assert identical(weights(straight.run_dir), weights(run_dir))
+
+
 def test_a_killed_run_continued_logs_into_the_same_wandb_run(tmp_path):
     """logger=[csv,wandb], offline: the attempt after a SIGKILL continues the first attempt's W&B run (its id,
     recorded in the run directory), which `wandb sync` then uploads as one run."""

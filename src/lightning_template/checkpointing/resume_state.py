@@ -10,6 +10,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_template.batching.distributed import gather_from_ranks, this_rank
+from lightning_template.checkpointing.run_checkpoint import epoch_done
 from lightning_template.errors import UserError
 
 # Lightning's loop counters that count micro-batches (the rest count optimizer steps or epochs).
@@ -27,11 +28,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def epoch_done(trainer: L.Trainer) -> bool:
-    """Whether every training batch of the current epoch has run (the epoch's end may still be ahead)."""
-    return trainer.fit_loop.epoch_loop.batch_progress.current.ready >= trainer.num_training_batches
 
 
 def epoch_end_ahead(trainer: L.Trainer) -> bool:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
+
+from lightning_template.files.atomic import atomic_write
 
 
 def at_step_boundary(trainer: L.Trainer) -> bool:
@@ -22,6 +26,11 @@ def validation_follows(trainer: L.Trainer) -> bool:
     """
     fit_loop = trainer.fit_loop
     return fit_loop._data_fetcher is not None and fit_loop.epoch_loop._should_check_val_fx(fit_loop._data_fetcher)
+
+
+def epoch_done(trainer: L.Trainer) -> bool:
+    """Whether every training batch of the current epoch has run (the epoch's end may still be ahead)."""
+    return trainer.fit_loop.epoch_loop.batch_progress.current.ready >= trainer.num_training_batches
 
 
 def epoch_cut_short(trainer: L.Trainer) -> bool:
@@ -43,7 +52,10 @@ class RunCheckpoint(ModelCheckpoint):
       still ranks the top-k (Lightning skips every save at a step it already saved at,
       so a validation at the final step never became the best checkpoint). When a
       validation follows the step, the resume point waits for its end: Lightning skips
-      a validation it finds due right after the checkpointed step.
+      a validation it finds due right after the checkpointed step. When Lightning ranks
+      that validation at the end of its epoch (one validation per epoch), the resume
+      point waits for the ranking: resumed from a point written between the two, a run
+      starts the next epoch and the ranking is lost.
     * With ``every_n_train_steps`` and a ``monitor``, the top-k are still ranked at every
       validation (Lightning turns that off when ``every_n_train_steps`` is set).
     * Nothing is saved at the end of an epoch cut short (Lightning would record the
@@ -60,6 +72,7 @@ class RunCheckpoint(ModelCheckpoint):
         # a save waiting for the validation that follows its step: None, or whether it is a periodic one
         self._due_after_validation: bool | None = None
         self._last_written_at: int | None = None  # the step of the newest last.ckpt
+        self._loaded_at: int | None = None  # the step of the checkpoint this attempt continued from
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -109,6 +122,19 @@ class RunCheckpoint(ModelCheckpoint):
             )
             return
         super().on_validation_end(trainer, pl_module)
+        if not self._ranks_at_the_epoch_end(trainer):
+            self._save_due_step(trainer)
+
+    def write_resume_point_after_ranking(self) -> None:
+        """Write ``last.ckpt`` once the validation that is ending is ranked (at its end, or its epoch's)."""
+        if self._due_after_validation is None:
+            self._due_after_validation = False  # not a periodic save: no top-k file of its own
+
+    def _ranks_at_the_epoch_end(self, trainer: L.Trainer) -> bool:
+        """Whether Lightning ranks the validation that just ran at the end of its epoch, not now."""
+        return not trainer.sanity_checking and epoch_done(trainer) and self._should_save_on_train_epoch_end(trainer)
+
+    def _save_due_step(self, trainer: L.Trainer) -> None:
         if self._due_after_validation is not None and not trainer.sanity_checking:
             periodic, self._due_after_validation = self._due_after_validation, None
             self._save_step(trainer, periodic)
@@ -116,6 +142,7 @@ class RunCheckpoint(ModelCheckpoint):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not epoch_cut_short(trainer):
             super().on_train_epoch_end(trainer, pl_module)
+        self._save_due_step(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """``last.ckpt`` holds the final state (Lightning leaves it at the last N-step save)."""
@@ -123,3 +150,19 @@ class RunCheckpoint(ModelCheckpoint):
             return
         if self._last_written_at != trainer.global_step:
             self.save_resume_point(trainer)
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        self._loaded_at = checkpoint.get("global_step")
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """A run that continued from a checkpoint and had nothing left to train (Lightning then runs no training
+        hook) ends in that checkpoint's state: ``last.ckpt`` becomes a copy of it. (Continued from a best
+        checkpoint newer than ``last.ckpt``, which a kill between their two writes leaves, the run's last
+        checkpoint was the older one.)"""
+        if self._loaded_at != trainer.global_step or self._last_written_at == trainer.global_step:
+            return
+        path, resumed_from = Path(self.format_checkpoint_name({}, self.CHECKPOINT_NAME_LAST)), Path(trainer.ckpt_path)
+        if trainer.is_global_zero and resumed_from.resolve() != path.resolve():
+            with resumed_from.open("rb") as source:
+                atomic_write(path, lambda target: shutil.copyfileobj(source, target))
+        self.last_model_path, self._last_written_at = str(path), trainer.global_step

@@ -15,7 +15,12 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_template.batching.distributed import is_distributed
-from lightning_template.checkpointing.run_checkpoint import RunCheckpoint, at_step_boundary, validation_follows
+from lightning_template.checkpointing.run_checkpoint import (
+    RunCheckpoint,
+    at_step_boundary,
+    epoch_done,
+    validation_follows,
+)
 from lightning_template.errors import RunStopped
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
@@ -54,7 +59,8 @@ class StopOnSignal(Callback):
     network; the ranks stop together at the boundary after the one where the request was
     seen, one step later than on one process. When a validation follows that step, they
     stop after it, once every callback has seen it (the history has its line, the checkpoint
-    callback has ranked it). Lightning's own
+    callback has ranked it); when it ends an epoch, after the epoch's end (where Lightning
+    ranks a once-per-epoch validation), Lightning ending the fit there. Lightning's own
     handlers are replaced while training runs: they save in the middle of a step (SLURM)
     or stop without saving (SIGTERM). A second Ctrl-C interrupts at once, without a
     checkpoint. Under SLURM, SIGUSR1 (sent ahead of the time limit with
@@ -74,7 +80,7 @@ class StopOnSignal(Callback):
         self._requested = self._requested or signum
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._requested = 0
+        self._requested = self._stop_after_validation = 0
         if threading.current_thread() is threading.main_thread():
             self._previous = {signum: signal.signal(signum, self._request) for signum in STOP_SIGNALS}
         self._pending = None
@@ -114,6 +120,14 @@ class StopOnSignal(Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self._stop_after_validation or trainer.sanity_checking:
             return
+        if epoch_done(trainer):
+            # The epoch's end follows (Lightning ranks a once-per-epoch validation there, and the epoch-end
+            # hooks run): it runs in full, the checkpoint callback writes last.ckpt after its ranking, then
+            # Lightning ends the fit and the run stops at on_train_end.
+            if isinstance(trainer.checkpoint_callback, RunCheckpoint):
+                trainer.checkpoint_callback.write_resume_point_after_ranking()
+            trainer.should_stop = True
+            return
         # The callbacks Lightning calls after this one see the validation before the run stops: the run's
         # history records it, the checkpoint (Lightning calls checkpoint callbacks last) ranks it.
         for callback in trainer.callbacks[trainer.callbacks.index(self) + 1 :]:
@@ -139,3 +153,5 @@ class StopOnSignal(Callback):
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
+        if self._stop_after_validation:  # stopped at an epoch's end (on_validation_end)
+            self._stop(trainer, self._stop_after_validation)
