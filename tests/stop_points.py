@@ -47,3 +47,15 @@ class SignalAtSave(Callback):
         self._saves += 1
         if self._saves == self.n:
             os.kill(os.getpid(), self.signum)
+
+
+class PauseAfterValidation(Callback):
+    """Waits ``seconds`` after each validation of ``fit``: a run of the fastest task, done in a fraction of a
+    second, lasts long enough for a test that acts on its validations (one read every 0.2 s)."""
+
+    def __init__(self, seconds: float = 0.5) -> None:
+        self.seconds = seconds
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            time.sleep(self.seconds)

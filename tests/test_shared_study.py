@@ -144,6 +144,7 @@ def wait_for_stop(fit_log: Path) -> None:
 def test_a_killed_or_stopped_sweep_continues_its_trial_where_it_stopped(tmp_path):
     config = write_sweep(tmp_path / "killed.yaml", "grid", {"model.optimizer.lr": {"values": [0.05]}})
     budget = [*TINY, "trainer.max_epochs=4", "trainer.val_check_interval=1.0", "test_after_fit=false"]
+    budget.append("+callbacks.pace._target_=tests.stop_points.PauseAfterValidation")  # outlasts the test's reads
     sweep_dir, run_dir = tmp_path / "sweep", tmp_path / "sweep" / "trial_0000"
     # 1. SIGKILL to the sweep after the trial's first validation: no handler runs (its fit gets SIGTERM from
     # the kernel and saves); the trial stays "running" until its heartbeat is older than --stale-after
