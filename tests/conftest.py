@@ -340,17 +340,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 class DurationRecorder:
     """Each test's set-up, call and tear-down seconds, merged into the durations file at the end.
 
-    Registered on the controller only: under xdist it receives every worker's reports.
+    Registered on the controller only: under xdist it receives every worker's reports. A run
+    of the whole suite also drops the lines of tests that no longer exist.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path, self.seconds = path, {}
+    def __init__(self, path: Path, whole_suite: bool) -> None:
+        self.path, self.whole_suite, self.seconds, self.collected = path, whole_suite, {}, set()
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.collected.update(item.nodeid for item in session.items)
+
+    def pytest_xdist_node_collection_finished(self, node: object, ids: list[str]) -> None:
+        self.collected.update(ids)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
 
     def pytest_sessionfinish(self) -> None:
-        durations = {**read_durations(self.path), **self.seconds}
+        known = read_durations(self.path)
+        if self.whole_suite and self.collected:
+            known = {node: seconds for node, seconds in known.items() if node in self.collected}
+        durations = {**known, **self.seconds}
         ordered = sorted(durations.items(), key=lambda item: (-item[1], item[0]))
         header = "# seconds per test (set-up, call, tear-down) on a 2-core machine, longest first: `make durations`"
         self.path.write_text("\n".join([header, *(f"{seconds:.1f} {node}" for node, seconds in ordered)]) + "\n")
@@ -358,4 +368,6 @@ class DurationRecorder:
 
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("record_durations") and not hasattr(config, "workerinput"):
-        config.pluginmanager.register(DurationRecorder(DURATIONS), "duration-recorder")
+        filtered = config.option.keyword or config.option.markexpr
+        whole_suite = config.args_source == pytest.Config.ArgsSource.TESTPATHS and not filtered
+        config.pluginmanager.register(DurationRecorder(DURATIONS, whole_suite), "duration-recorder")
