@@ -14,16 +14,31 @@ from lightning.pytorch.callbacks import Callback
 
 class SignalAtStep(Callback):
     """Sends ``signal_name`` to its own process once, at the end of optimizer step ``step``. A callback of the
-    config comes before those the run always adds, so the run's stop handler sees it at that step."""
+    config comes before those the run always adds, so the run's stop handler sees it at that step.
 
-    def __init__(self, step: int, signal_name: str = "SIGTERM") -> None:
-        self.step, self.signum, self._sent = step, signal.Signals[signal_name], False
+    ``rank``: only that DDP rank's process. ``from_scratch_only``: not in a run that continues from a checkpoint
+    (a launcher that restarts the same command line would meet the same step again).
+    """
+
+    def __init__(
+        self, step: int, signal_name: str = "SIGTERM", rank: int | None = None, from_scratch_only: bool = False
+    ) -> None:
+        self.step, self.signum, self.rank, self.from_scratch_only = (
+            step,
+            signal.Signals[signal_name],
+            rank,
+            from_scratch_only,
+        )
+        self._armed = True
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._armed = self.rank in (None, trainer.global_rank) and not (self.from_scratch_only and trainer.global_step)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if trainer.global_step == self.step and not self._sent:
-            self._sent = True
+        if trainer.global_step == self.step and self._armed:
+            self._armed = False
             os.kill(os.getpid(), self.signum)
 
 
