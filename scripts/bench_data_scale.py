@@ -80,7 +80,8 @@ print(f"{time.perf_counter() - began} {rss}")
 def fit_ddp(root: Path, run_dir: Path) -> tuple[float, float]:
     """Wall seconds of a 1-step DDP fit on the corpus, and the peak RSS (MB) of its largest rank."""
     command = [
-        sys.executable, "-m", "lightning_template.fit", "experiment=lm_ptb", f"data.root={root}", "trainer=ddp_cpu",
+        sys.executable, "-m", "lightning_template_core.fit", "experiment=lm_ptb", f"data.root={root}",
+        "trainer=ddp_cpu",
         "trainer.devices=2", "trainer.max_steps=1", "trainer.limit_val_batches=0", "test_after_fit=false",
         "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}",
     ]  # fmt: skip

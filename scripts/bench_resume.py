@@ -26,15 +26,15 @@ from pathlib import Path
 
 import torch
 
-from lightning_template.checkpointing import atomic_torch_save
-from lightning_template.command_line.hydra_command import CONFIG_DIR
+from lightning_template_core._checkpointing import atomic_torch_save
+from lightning_template_core._command_line.hydra_command import CONFIG_DIR
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "test_after_fit=false"]
 
 
 def fit(run_dir: Path, *overrides: str, kill_after: float | None = None) -> tuple[int, float]:
     """Run ``fit`` (killed with SIGKILL after ``kill_after`` seconds if given); its exit status and wall time."""
-    command = [sys.executable, "-m", "lightning_template.fit", f"hydra.run.dir={run_dir}", *QUIET, *overrides]
+    command = [sys.executable, "-m", "lightning_template_core.fit", f"hydra.run.dir={run_dir}", *QUIET, *overrides]
     began = time.perf_counter()
     with open(run_dir.with_suffix(".log"), "a") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from lightning_template.batching.layout import BatchLayout
-from lightning_template.batching.sampler import OrderPreservingBatchSampler
+from lightning_template_core import BatchLayout
+from lightning_template_core._batching.sampler import OrderPreservingBatchSampler
 
 
 def timed(fn, repeats: int = 3) -> float:

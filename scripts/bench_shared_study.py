@@ -24,8 +24,8 @@ from pathlib import Path
 import optuna
 import yaml
 
-from lightning_template.command_line.hydra_command import CONFIG_DIR
-from lightning_template.sweep.storage import open_storage
+from lightning_template_core._command_line.hydra_command import CONFIG_DIR
+from lightning_template_core.sweep.storage import open_storage
 
 ROOT = CONFIG_DIR.parent
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "test_after_fit=false"]
@@ -47,7 +47,7 @@ def run(processes: int, args: argparse.Namespace, work: Path) -> dict[str, float
     sweep = {"method": "random", "metric": metric, "run_cap": args.trials, "parameters": parameters}
     config.write_text(yaml.safe_dump(sweep))
     storage = args.storage or f"journal:{work / name}.log"
-    command = [sys.executable, "-m", "lightning_template.sweep", str(config), "--storage", storage]
+    command = [sys.executable, "-m", "lightning_template_core.sweep", str(config), "--storage", storage]
     command += ["--workers", str(args.workers), *overrides]
     env = {**os.environ, "WANDB_MODE": "disabled"}
     began = time.perf_counter()

@@ -1,14 +1,18 @@
-"""Lightning's fit path against a hand-written PyTorch loop, per task, on the same network, batches, optimizer,
-schedule, clipping and precision.
+"""Lightning's fit path against bare Lightning and a hand-written PyTorch loop, per task, on the same network,
+batches, optimizer, schedule, clipping and precision.
 
 The fit path is what `fit` runs: the task's shipped experiment with its callbacks, logger
-and progress bar. The hand-written loop trains a second copy of the same initial network
-on the same DataModule's batches, moved and prepared the same way, with the optimizer and
-schedule the config builds, and nothing else. Each run trains `--warmup` steps, then
-`--steps` timed steps (the device synchronised at both ends; set-up, the warm-up and the
-final checkpoint excluded); the two sides alternate `--repeats` times so both see the same
-machine load, and the median is reported. Host reads per step (training/host_reads.py) are
-counted in a separate, shorter run of each side, since counting slows every op.
+and progress bar. Bare Lightning is Lightning's own Trainer with the same settings
+(accumulation, precision, clipping, max_steps, ...) training the same LightningModule on the
+same DataModule, with none of the template's callbacks, logger, progress bar, checkpoint I/O
+or fit loop: what the template adds to Lightning is the difference. The hand-written loop
+trains a third copy of the same initial network on the same DataModule's batches, moved and
+prepared the same way, with the optimizer and schedule the config builds, and nothing else.
+Each run trains `--warmup` steps, then `--steps` timed steps (the device synchronised at both
+ends; set-up, the warm-up and the final checkpoint excluded); the three sides alternate
+`--repeats` times so all see the same machine load, and the median is reported. Host reads
+per step (training/host_reads.py) are counted in a separate, shorter run of each side, since
+counting slows every op.
 
     python scripts/bench_step.py [--device cpu|cuda] [--tasks <task> ...] [--steps 30] [--repeats 3]
     python scripts/bench_step.py --smoke      # 3 steps, once, small data: that it runs (the test suite does this)
@@ -18,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import functools
 import statistics
 import tempfile
 import time
@@ -33,10 +39,10 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_template.command_line.hydra_command import compose_job
-from lightning_template.runs.assembly import Run, build_run
-from lightning_template.runs.small_data import small_data
-from lightning_template.training.host_reads import CountHostReads, HostReadCounter
+from lightning_template_core._command_line.hydra_command import compose_job
+from lightning_template_core._runs.assembly import Run, build_run
+from lightning_template_core._runs.small_data import small_data
+from lightning_template_core._training.host_reads import CountHostReads, HostReadCounter
 
 
 # What one micro-batch adds to the global-batch loss, written as a user would without Lightning:
@@ -105,12 +111,26 @@ class StepClock(L.Callback):
             self.ended = time.perf_counter()
 
 
-def fit_path(
-    task: str, device: str, warmup: int, steps: int, count: bool = False, small: bool = False
+def bare_trainer(cfg: DictConfig, like: L.Trainer) -> L.Trainer:
+    """Lightning's own Trainer with ``cfg.trainer``'s settings and ``like``'s accumulation, and none of the
+    template's callbacks, logger, progress bar, checkpoint I/O or fit loop."""
+    settings = OmegaConf.to_container(cfg.trainer, resolve=True)
+    settings.pop("_target_", None)
+    settings.update(accumulate_grad_batches=like.accumulate_grad_batches, logger=False, callbacks=[])
+    settings.update(enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    return L.Trainer(**settings)
+
+
+def lightning_loop(
+    task: str, device: str, warmup: int, steps: int, count: bool = False, small: bool = False, bare: bool = False
 ) -> tuple[float, float, Run]:
-    """Seconds of the timed steps through `fit`'s path, and host reads per step (``count``); the run."""
+    """Seconds of the timed steps through `fit`'s path (``bare``: through :func:`bare_trainer`), and host reads
+    per step (``count``); the run."""
     with tempfile.TemporaryDirectory() as output_dir:
-        run = build_run(config(task, device, warmup + steps, Path(output_dir), small))
+        cfg = config(task, device, warmup + steps, Path(output_dir), small)
+        run = build_run(cfg)
+        if bare:
+            run = dataclasses.replace(run, trainer=bare_trainer(cfg, run.trainer))
         clock = StepClock(warmup)
         run.trainer.callbacks.insert(0, clock)  # first: the final checkpoint, saved at the last step, is not timed
         counting = CountHostReads().attach(run.trainer) if count else None
@@ -122,7 +142,7 @@ def fit_path(
 def hand_loop(
     task: str, device: str, warmup: int, steps: int, count: bool = False, small: bool = False
 ) -> tuple[float, float, Run]:
-    """The same with a plain loop: forward, backward, clip, step, schedule."""
+    """The same as :func:`lightning_loop` with a plain loop: forward, backward, clip, step, schedule."""
     with tempfile.TemporaryDirectory() as output_dir:
         cfg = config(task, device, warmup + steps, Path(output_dir), small)
         run = build_run(cfg)  # the same seeded network and the same data; its Trainer only sizes the batches
@@ -175,6 +195,14 @@ def items_per_step(run: Run) -> int:
     return int(run.datamodule.global_batch_size or 0)
 
 
+# The sides, in the order each repeat runs them and the table shows them.
+SIDES: dict[str, Callable[..., tuple[float, float, Run]]] = {
+    "hand": hand_loop,
+    "bare": functools.partial(lightning_loop, bare=True),
+    "fit": lightning_loop,
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -192,10 +220,10 @@ def main() -> None:
     accelerator = "gpu" if args.device == "cuda" else "cpu"
     rows = []
     for task in args.tasks:
-        times: dict[str, list[float]] = {"fit": [], "hand": []}
+        times: dict[str, list[float]] = {name: [] for name in SIDES}
         memory: dict[str, float] = {}
         for repeat in range(args.repeats):
-            for name, side in (("fit", fit_path), ("hand", hand_loop)):
+            for name, side in SIDES.items():
                 if args.device == "cuda":
                     torch.cuda.reset_peak_memory_stats()
                 seconds, _, run = side(task, accelerator, args.warmup, args.steps, small=args.smoke)
@@ -203,33 +231,23 @@ def main() -> None:
                 if args.device == "cuda":
                     memory[name] = torch.cuda.max_memory_allocated() / 2**20
                 print(f"{task} repeat {repeat}: {name} {1000 * seconds / args.steps:8.1f} ms/step", flush=True)
-        reads = {
-            name: side(task, accelerator, 1, 3, count=True, small=args.smoke)[1]
-            for name, side in (("fit", fit_path), ("hand", hand_loop))
-        }
-        fit, hand = statistics.median(times["fit"]), statistics.median(times["hand"])
-        items = items_per_step(run)
-        rows.append(
-            (
-                task,
-                items * args.steps / fit,
-                1000 * fit / args.steps,
-                1000 * hand / args.steps,
-                hand / fit,
-                reads,
-                memory,
-            )
-        )
+        reads = {name: side(task, accelerator, 1, 3, count=True, small=args.smoke)[1] for name, side in SIDES.items()}
+        ms = {name: 1000 * statistics.median(times[name]) / args.steps for name in SIDES}
+        rows.append((task, items_per_step(run) * 1000 / ms["fit"], ms, reads, memory))
     print(f"\n{args.device}, {torch.get_num_threads()} threads, {args.steps} steps after {args.warmup} (median of")
-    print(f"{args.repeats}); items: data.global_batch_size's unit (samples, streams, clips, ...) per step:")
+    print(f"{args.repeats}); items: data.global_batch_size's unit (samples, streams, clips, ...) per step; a / b:")
+    print("the speed of a over that of b (b's time over a's); bare: Lightning's Trainer without the template's parts:")
     print(
-        "| task | items/s fit | ms/step fit | ms/step hand | fit speed / hand | host reads/step fit, hand | peak MiB |"
+        "| task | items/s fit | ms/step hand | ms/step bare | ms/step fit | fit / bare | fit / hand | bare / hand"
+        " | host reads/step hand, bare, fit | peak MiB hand, bare, fit |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for task, rate, fit_ms, hand_ms, ratio, reads, memory in rows:
-        peak = f"{memory['fit']:.0f}, {memory['hand']:.0f}" if memory else "n/a (CPU)"
-        counted = f"{reads['fit']:.2f}, {reads['hand']:.2f}"
-        print(f"| {task} | {rate:.0f} | {fit_ms:.1f} | {hand_ms:.1f} | {ratio:.3f} | {counted} | {peak} |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for task, rate, ms, reads, memory in rows:
+        figures = " | ".join(f"{ms[name]:.1f}" for name in SIDES)
+        ratios = " | ".join(f"{ms[b] / ms[a]:.3f}" for a, b in (("fit", "bare"), ("fit", "hand"), ("bare", "hand")))
+        counted = ", ".join(f"{reads[name]:.2f}" for name in SIDES)
+        peak = ", ".join(f"{memory[name]:.0f}" for name in SIDES) if memory else "n/a (CPU)"
+        print(f"| {task} | {rate:.0f} | {figures} | {ratios} | {counted} | {peak} |")
 
 
 if __name__ == "__main__":

@@ -38,11 +38,11 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from lightning_template.command_line.hydra_command import CONFIG_DIR
 from lightning_template.tasks.sentences.data import SentenceBatch, SentenceDataset, SyntheticSentenceDataModule
 from lightning_template.tasks.sentences.grouping import SentenceRequest, cut_by_count, cut_by_tokens
 from lightning_template.tasks.sentences.module import NextWordModel, SentenceModule, TopicClassifier
 from lightning_template.tasks.sentences.net import PackedLSTM
+from lightning_template_core._command_line.hydra_command import CONFIG_DIR
 
 EMBEDDING_SIZE, HIDDEN_SIZE, LR = 128, 256, 3e-3  # configs/model/sentences_lm.yaml and sentences_topic.yaml
 OBJECTIVES = {"next-word": NextWordModel, "topic": TopicClassifier}

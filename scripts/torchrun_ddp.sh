@@ -21,7 +21,7 @@ fi
 for attempt in $(seq 0 "${MAX_RESTARTS}"); do
     .venv/bin/torchrun --nnodes "${NNODES}" --node-rank "${NODE_RANK}" --nproc-per-node "${GPUS}" \
         --rdzv-backend c10d --rdzv-endpoint "${MASTER}" \
-        -m lightning_template.fit trainer="${TRAINER}" trainer.num_nodes="${NNODES}" trainer.devices="${GPUS}" \
+        -m lightning_template_core.fit trainer="${TRAINER}" trainer.num_nodes="${NNODES}" trainer.devices="${GPUS}" \
         hydra.run.dir="${RUN_DIR}" ckpt_path=last "$@"
     status=$?
     # 0: done; 2: a mistake in the command, which a restart repeats

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from lightning_template.batching.data_description import DataDescription
+from lightning_template_core import DataDescription
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 PROBE_CLIPS = 4

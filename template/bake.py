@@ -1,7 +1,10 @@
-"""Bake a new project from this repository: copy the live project, keep the chosen tasks, rename it.
+"""Bake a new project from this repository: copy what its user owns, keep the chosen tasks, rename it.
 
-The repository root is a working project (its tests, its CI); the cookiecutter hook calls
-:func:`bake` to copy it into the new project's folder. A task is the package
+The repository root is a working project (its tests, its CI) on the core library in ``core/``;
+the cookiecutter hook calls :func:`bake` to copy the files a user owns (:data:`BAKED`: the
+tasks, their configs, tests and docs, the Makefile, README, pyproject and CI) into the new
+project's folder. The core, its tests and benchmarks stay here: the project depends on
+``lightning-template-core`` by a version range and takes its fixes by raising the bound. A task is the package
 ``src/<package>/tasks/<task>/``, and its files are found by convention (:func:`owner`), so
 leaving a task out is deleting them; a new task adds nothing here. Where a shared file must
 still differ per task, a block between marker lines ``# >>> video`` and ``# <<< video``
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import json
 import os
 import re
 import shutil
@@ -39,13 +43,29 @@ TASKS = tuple(sorted(p.parent.name for p in (ROOT / TASKS_DIR).glob("*/__init__.
 TASK_FOLDERS = (TASKS_DIR, "tests/tasks", "docs/tasks")
 TASK_PREFIXED = ("configs/*", "scripts")
 TEMPLATE_FILES = ("template/*", "tests/test_template.py")
-# the tests' durations, one line per test: a bake keeps the lines of the tests it keeps
-DURATIONS = "tests/durations.txt"
+# What a bake holds (fnmatch patterns; "*" crosses folders): the files its user owns, and no other.
+BAKED = (
+    "src/*",
+    "configs/*",
+    "tests/tasks/*",
+    "docs/tasks/*",
+    "Makefile",
+    "README.md",
+    "pyproject.toml",
+    ".gitignore",
+    ".github/workflows/*",
+)
+CORE = "lightning-template-core"
 
 MARKER = re.compile(r"^\s*(?:#|<!--)\s*(>>>|<<<)\s*([a-z][a-z ]*?)\s*(?:-->)?\s*$")
+# cruft's record of the bake (template, commit, answers): the one file that names this template
+CRUFT_RECORD = ".cruft.json"
 # What no baked file may contain: template machinery, this repository's names, marker lines.
 # (GitHub's workflow expressions, ${{ }}, are not template machinery.)
-LEFTOVERS = re.compile(r"(?<!\$)\{\{|\{%|cookiecutter|lightning[-_ ]template|^\s*(?:#|<!--)\s*(?:>>>|<<<)", re.I | re.M)
+# (the core's names, lightning-template-core and lightning_template_core, are the project's dependency.)
+LEFTOVERS = re.compile(
+    r"(?<!\$)\{\{|\{%|cookiecutter|lightning[-_ ]template(?![-_]core)|^\s*(?:#|<!--)\s*(?:>>>|<<<)", re.I | re.M
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +80,7 @@ class Options:
     tasks: tuple[str, ...]
     default_logger: str
     python_versions: tuple[str, ...]
+    core_from: str = ""  # where pip finds lightning-template-core besides the package index (wheels folder or URL)
 
     @classmethod
     def from_context(cls, context: dict) -> Options:
@@ -73,6 +94,7 @@ class Options:
             tasks=tuple(sorted(split_list(context["tasks"]), key=lambda t: TASKS.index(t) if t in TASKS else 99)),
             default_logger=context["default_logger"],
             python_versions=split_list(context["python_versions"]),
+            core_from=str(context.get("core_from", "")).strip(),
         )
 
     def check(self) -> None:
@@ -143,7 +165,9 @@ def owner(path: Path) -> str | None:
 
 
 def is_kept(path: Path, tasks: tuple[str, ...]) -> bool:
-    return owner(path) in (None, *tasks)
+    """Whether a bake with ``tasks`` holds ``path``: a file its user owns, of a chosen task or shared."""
+    baked = any(fnmatch.fnmatch(path.as_posix(), pattern) for pattern in BAKED)
+    return baked and owner(path) in (None, *tasks)
 
 
 def top_level_names(modules: Iterable[Path]) -> set[str]:
@@ -174,7 +198,7 @@ def task_words(source: Path = ROOT) -> dict[str, re.Pattern]:
     """
     tasks_dir = source / TASKS_DIR
     defined = {task: top_level_names((tasks_dir / task).rglob("*.py")) for task in TASKS}
-    modules = (source / "src" / PACKAGE).rglob("*.py")
+    modules = [*(source / "src" / PACKAGE).rglob("*.py"), *(source / "core" / "src").rglob("*.py")]
     core = top_level_names(module for module in modules if not module.is_relative_to(tasks_dir))
     words = {}
     for task in TASKS:
@@ -209,14 +233,10 @@ def keep_blocks(text: str, tasks: tuple[str, ...], where: str) -> str:
 
 
 def rename(text: str, options: Options) -> str:
-    for old, new in (
-        (DESCRIPTION, options.description),
-        (PACKAGE, options.package_name),
-        (PACKAGE.upper(), options.package_name.upper()),
-        (SLUG, options.project_slug),
-    ):
-        text = text.replace(old, new)
-    return text
+    """This repository's names replaced by the project's; the core's (its dependency) kept."""
+    text = text.replace(DESCRIPTION, options.description)
+    text = re.sub(rf"\b{PACKAGE}\b", options.package_name, text)
+    return re.sub(rf"(?<![\w-]){re.escape(SLUG)}(?![\w-])", options.project_slug, text)
 
 
 def target_path(path: Path, options: Options) -> Path:
@@ -226,18 +246,19 @@ def target_path(path: Path, options: Options) -> Path:
 def configure(relative: str, text: str, options: Options) -> str:
     """The settings a few files take from the answers."""
     versions = options.python_versions
-    if relative == "configs/fit.yaml":
+    if relative == "configs/project/default.yaml":
         logger = "csv" if options.default_logger == "csv" else f"[csv, {options.default_logger}]"
-        text = re.sub(r"(?m)^(  - experiment: )\w+", rf"\g<1>{options.tasks[0]}", text)
-        text = re.sub(r"(?m)^(  - logger: )csv\b", rf"\g<1>{logger}", text)
+        text = re.sub(r"(?m)^(  - override /experiment: )\w+", rf"\g<1>{options.tasks[0]}", text)
+        text = re.sub(r"(?m)^(  - override /logger: )csv\b", rf"\g<1>{logger}", text)
+    elif relative == "Makefile":
+        text = re.sub(r"(?m)^CORE_FROM \?=.*$", f"CORE_FROM ?= {options.core_from}".rstrip(), text)
     elif relative == "pyproject.toml":
         oldest = min(versions, key=lambda v: int(v.split(".")[1]))
         text = re.sub(r'(?m)^requires-python = ".*"', f'requires-python = ">={oldest}"', text)
         text = re.sub(r'(?m)^target-version = ".*"', f'target-version = "py{oldest.replace(".", "")}"', text)
         text = re.sub(r"(?m)^(license = .*\n)", rf'\g<1>authors = [{{ name = "{options.author}" }}]\n', text)
-        if options.default_logger != "csv":  # the default tracker's extra becomes a dependency
-            (requirement,) = re.findall(rf'(?m)^{options.default_logger} = \["([^"]+)"\]', text)
-            text = text.replace('  "rich>=13",\n', f'  "rich>=13",\n  "{requirement}",\n')
+        if options.default_logger != "csv":  # the default tracker's extra of the core becomes the dependency's
+            text = text.replace(f'"{CORE}>=', f'"{CORE}[{options.default_logger}]>=')
     elif relative.startswith(".github/workflows/"):
         quoted = ", ".join(f'"{v}"' for v in versions)
         text = re.sub(r"(?m)^(\s*python: )\[[^\]]*\]", rf"\g<1>[{quoted}]", text)
@@ -266,29 +287,47 @@ def bake(source: Path, target: Path, options: Options) -> list[Path]:
             destination.write_bytes(data)
         else:
             text = keep_blocks(text, options.tasks, relative.as_posix())
-            if relative.as_posix() == DURATIONS:
-                text = kept_durations(text, options.tasks, left_out.values())
             text = configure(relative.as_posix(), rename(text, options), options)
             destination.write_text(text)
         shutil.copymode(source / relative, destination)
         written.append(destination)
+    written.append(record_for_cruft(source, target, options))
     tidy(target)
     check_no_leftovers(target)
     check_no_task_words(target, left_out, options)
     return written
 
 
-def kept_durations(text: str, tasks: tuple[str, ...], left_out: Iterable[re.Pattern]) -> str:
-    """The lines of the tests' durations file (``seconds tests/...::name[params]``) for tests the project keeps."""
-    left_out = list(left_out)
-    kept = []
-    for line in text.splitlines(keepends=True):
-        node = line.split(" ", 1)[-1]
-        if line.startswith("#") or (
-            is_kept(Path(node.split("::")[0]), tasks) and not any(word.search(node) for word in left_out)
-        ):
-            kept.append(line)
-    return "".join(kept)
+def record_for_cruft(source: Path, target: Path, options: Options) -> Path:
+    """``.cruft.json``: the template, its commit and the answers, so that ``cruft check`` and ``cruft update``
+    bring this template's later changes to the files the project owns (the core comes by its version bound)."""
+    commit = None
+    if (source / ".git").exists() and shutil.which("git"):
+        done = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True)
+        commit = done.stdout.strip() or None
+    answers = {
+        "project_name": options.project_name,
+        "project_slug": options.project_slug,
+        "package_name": options.package_name,
+        "description": options.description,
+        "author": options.author,
+        "tasks": ",".join(options.tasks),
+        "default_logger": options.default_logger,
+        "python_versions": ",".join(options.python_versions),
+        "core_from": options.core_from,
+        "_template": str(source),
+    }
+    record = {
+        "template": str(source),
+        "commit": commit,
+        "checkout": None,
+        "context": {"cookiecutter": answers},
+        "directory": "template",
+        "skip": [".git", ".venv"],
+    }
+    path = target / CRUFT_RECORD
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
 
 
 def tidy(target: Path) -> None:
@@ -306,7 +345,7 @@ def check_no_leftovers(target: Path) -> None:
     """Fail the bake if a file still holds template machinery, this repository's names or markers."""
     found = []
     for path in sorted(target.rglob("*")):
-        if path.is_file() and ".git" not in path.parts:
+        if path.is_file() and ".git" not in path.parts and path.name != CRUFT_RECORD:
             match = LEFTOVERS.search(path.read_text(errors="ignore"))
             if match:
                 found.append(f"{path.relative_to(target)}: {match.group(0)!r}")
@@ -322,7 +361,7 @@ def check_no_task_words(target: Path, words: dict[str, re.Pattern], options: Opt
     found = []
     for path in sorted(target.rglob("*")):
         relative = path.relative_to(target)
-        if not path.is_file() or ".git" in relative.parts:
+        if not path.is_file() or ".git" in relative.parts or path.name == CRUFT_RECORD:
             continue
         places = [(relative.as_posix(), relative.as_posix())]
         places += [(f"{relative}:{n}", line) for n, line in enumerate(path.read_text(errors="ignore").splitlines(), 1)]

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -26,16 +21,20 @@ def _share_the_cores_between_workers() -> None:
 
 _share_the_cores_between_workers()
 
-import lightning.pytorch as L
 import pytest
-import torch
 import yaml
-from filelock import FileLock
-from omegaconf import DictConfig, open_dict
 
-from lightning_template.command_line.hydra_command import compose_fit
-from lightning_template.runs.task_inference import inference_for
-from lightning_template.runs.trained import TrainedModel, load_trained
+import lightning_template_core.testing.runs as kit_runs
+from lightning_template_core.testing import (  # noqa: F401  (re-exported to the core tests)
+    Completed,
+    console_script,
+    expect_user_error,
+    max_abs_difference,
+    run_command,
+    run_module,
+    set_command_runner,
+)
+from lightning_template_core.testing.runs import QUIET, quiet_trainer  # noqa: F401
 
 from warm_interpreter import WarmInterpreter, run_captured
 
@@ -51,13 +50,11 @@ sys.path.append(str(SWEEPS_VALIDATOR))
 # Where the command processes start (tests/warm_interpreter.py): torch and Lightning imported once per worker.
 WARM = WarmInterpreter()
 
-QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
-
 
 def _default_task() -> str:
-    """The task of the experiment ``fit`` runs by default (configs/fit.yaml)."""
-    defaults = yaml.safe_load((CONFIG_DIR / "fit.yaml").read_text())["defaults"]
-    return next(entry["experiment"] for entry in defaults if isinstance(entry, dict) and "experiment" in entry)
+    """The task of the experiment ``fit`` runs by default (configs/project/default.yaml)."""
+    defaults = yaml.safe_load((CONFIG_DIR / "project" / "default.yaml").read_text())["defaults"]
+    return next(entry["override /experiment"] for entry in defaults if "override /experiment" in entry)
 
 
 # Each task's small, fast settings (tests/tasks/<task>/tiny.yaml: `overrides`), for runs whose
@@ -91,50 +88,29 @@ TINY = TINY_BY_TASK[TASK]
 SHAPE_TASKS = [TASK, *sorted(set(TINY_BY_TASK) - {TASK})[-1:]]
 
 
-@dataclass
-class Completed:
-    returncode: int
-    stdout: str
-    stderr: str
-    run_dir: Path
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-    def summary(self) -> dict:
-        return json.loads((self.run_dir / "summary.json").read_text())
-
-    def metrics(self) -> list[dict[str, str]]:
-        (path,) = self.run_dir.rglob("metrics.csv")
-        with path.open() as handle:
-            return list(csv.DictReader(handle))
-
-    def weights(self, name: str = "last.ckpt") -> dict[str, torch.Tensor]:
-        checkpoint = torch.load(self.run_dir / "checkpoints" / name, map_location="cpu", weights_only=True)
-        return checkpoint["state_dict"]
+def _run_warm(argv: list[str], cwd: Path, env: dict[str, str], timeout: int) -> subprocess.CompletedProcess:
+    """The kit's commands in this worker's warm interpreter where it can run them, else in a fresh one."""
+    if WARM.can_run(argv, env):
+        return run_captured(WARM, argv, cwd=ROOT, env=env, timeout=timeout)
+    return subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
 
 
-def run_module(
-    module: str, *args: str, run_dir: Path, timeout: int = 600, check: bool = True, env: dict | None = None
-) -> Completed:
-    """Run ``python -m lightning_template.<module> args...`` in a subprocess, as a user would."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "disabled", **(env or {})}
-    env.pop("CUDA_VISIBLE_DEVICES", None)
-    command = [sys.executable, "-m", f"lightning_template.{module}", *args]
-    if WARM.can_run(command[1:], env):
-        proc = run_captured(WARM, command[1:], cwd=ROOT, env=env, timeout=timeout)
-    else:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
-    done = Completed(proc.returncode, proc.stdout, proc.stderr, run_dir)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} failed ({proc.returncode}):\n{done.output[-6000:]}")
-    return done
+set_command_runner(_run_warm)
 
 
-def run_command(command: str, run_dir: Path, *overrides: str, timeout: int = 600, check: bool = True) -> Completed:
-    """Run the Hydra command ``command`` (fit, tune) with its run directory and overrides."""
-    return run_module(command, f"hydra.run.dir={run_dir}", *overrides, run_dir=run_dir, timeout=timeout, check=check)
+def trained_model(checkpoint: Path, task: str = TASK, overrides: list[str] | None = None):
+    """The model of a checkpoint fitted with ``task``'s tiny settings (or ``overrides``), loaded here; its config."""
+    return kit_runs.trained_model(checkpoint, overrides or TINY_BY_TASK[task])
+
+
+def exported_round_trip(run: Completed, task: str, fmt: str, work: Path, overrides: list[str] | None = None) -> float:
+    return kit_runs.exported_round_trip(run, fmt, work, overrides or TINY_BY_TASK[task])
+
+
+@pytest.fixture(scope="session")
+def default_task() -> str:
+    """``fitted()`` fits the core task."""
+    return TASK
 
 
 @pytest.fixture(autouse=True)
@@ -147,147 +123,6 @@ def _environment_as_it_was() -> Iterator[None]:
     if os.environ != before:
         os.environ.clear()
         os.environ.update(before)
-
-
-@pytest.fixture
-def fit(tmp_path: Path):
-    """``fit(*overrides, name=..., check=True)`` runs the fit command in its own run directory."""
-
-    def _fit(*overrides: str, name: str = "run", check: bool = True, timeout: int = 600) -> Completed:
-        return run_command("fit", tmp_path / name, *overrides, check=check, timeout=timeout)
-
-    return _fit
-
-
-class SharedRuns:
-    """Runs that several tests read, made once per test session however many xdist workers ask.
-
-    A run is keyed by its command and overrides; the first worker to ask makes it under a
-    file lock while the others wait, then all read the same directory. A test must not
-    write into a shared run: one that continues or evaluates it works on :meth:`copy`.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-
-    def get(self, command: str, *overrides: str) -> Completed:
-        key = hashlib.sha256(json.dumps([command, overrides]).encode()).hexdigest()[:16]
-        folder, record = self.root / key, self.root / key / "completed.json"
-        with FileLock(self.root / f"{key}.lock"):
-            if not record.is_file():
-                shutil.rmtree(folder, ignore_errors=True)  # what a failed attempt left
-                done = run_command(command, folder / "run", *overrides)
-                record.write_text(json.dumps([done.returncode, done.stdout, done.stderr]))
-        returncode, stdout, stderr = json.loads(record.read_text())
-        return Completed(returncode, stdout, stderr, folder / "run")
-
-    @staticmethod
-    def copy(run: Completed, destination: Path) -> Completed:
-        """A copy of ``run`` at ``destination``, for a test that writes into it (its summary names the original)."""
-        shutil.copytree(run.run_dir, destination)
-        return Completed(run.returncode, run.stdout, run.stderr, destination)
-
-
-@pytest.fixture(scope="session")
-def shared_runs(tmp_path_factory) -> SharedRuns:
-    base = tmp_path_factory.getbasetemp()
-    # under xdist each worker has its own base temp, in one folder of the session
-    return SharedRuns((base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared-runs")
-
-
-@pytest.fixture(scope="session")
-def fitted(shared_runs):
-    """``fitted(task)``: one epoch of the task's tiny settings, fitted once per test session and shared by the
-    tests of the commands that use a trained model (evaluate, predict, generate, export)."""
-
-    def _fitted(task: str = TASK) -> Completed:
-        return shared_runs.get("fit", *TINY_BY_TASK[task], "trainer.max_epochs=1")
-
-    return _fitted
-
-
-def console_script(command: str, *args: str, check: bool = True, timeout: int = 600) -> Completed:
-    """Run an installed console script (``evaluate``, ``predict``, ...) as a user would; ``run_dir`` is unused."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "disabled"}
-    script = Path(sys.executable).with_name(command)
-    proc = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
-    done = Completed(proc.returncode, proc.stdout, proc.stderr, ROOT)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{command} {' '.join(args)} failed ({proc.returncode}):\n{done.output[-6000:]}")
-    return done
-
-
-def expect_user_error(run: Completed, *fragments: str, status: int | None = 2) -> None:
-    """A failure (exit ``status``; None: any) explained in one paragraph naming ``fragments``, no traceback."""
-    assert run.returncode == status if status is not None else run.returncode != 0, run.output[-3000:]
-    assert "Traceback" not in run.output, run.output[-3000:]
-    for fragment in fragments:
-        assert fragment in " ".join(run.stderr.split()), run.stderr[-3000:]
-
-
-# Loads an exported model and runs it on saved inputs in a fresh interpreter that never imports the project.
-_RUN_EXPORTED = """
-import sys, torch
-model_path, inputs_path, outputs_path = sys.argv[1:]
-inputs = torch.load(inputs_path, weights_only=True)
-if model_path.endswith(".onnx"):
-    import onnxruntime
-    session = onnxruntime.InferenceSession(model_path, providers=["CPUExecutionProvider"])
-    feed = {entry.name: tensor.numpy() for entry, tensor in zip(session.get_inputs(), inputs)}
-    outputs = [torch.from_numpy(output) for output in session.run(None, feed)]
-else:
-    model = torch.export.load(model_path).module() if model_path.endswith(".pt2") else torch.jit.load(model_path)
-    outputs = model(*inputs)
-assert not any(name.split(".")[0] == "lightning_template" for name in sys.modules), "the project was imported"
-torch.save(list(outputs) if isinstance(outputs, (tuple, list)) else [outputs], outputs_path)
-"""
-
-
-def run_exported(model_path: Path, inputs: tuple[torch.Tensor, ...], work: Path) -> list[torch.Tensor]:
-    """The outputs of an exported model on ``inputs``, computed in a fresh process outside the project."""
-    torch.save(list(inputs), work / "inputs.pt")
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    command = [sys.executable, "-c", _RUN_EXPORTED, str(model_path), str(work / "inputs.pt"), str(work / "out.pt")]
-    proc = subprocess.run(command, capture_output=True, text=True, cwd=work, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return torch.load(work / "out.pt", weights_only=True)
-
-
-def trained_model(
-    checkpoint: Path, task: str = TASK, overrides: list[str] | None = None
-) -> tuple[TrainedModel, DictConfig]:
-    """The model of a checkpoint fitted with ``task``'s tiny settings (or ``overrides``), loaded here; its config."""
-    cfg = compose_fit(overrides or TINY_BY_TASK[task])
-    with open_dict(cfg):
-        cfg.ckpt_path = str(checkpoint)
-    return load_trained(cfg), cfg
-
-
-def exported_round_trip(run, task: str, fmt: str, work, overrides: list[str] | None = None) -> float:
-    """Export ``run``'s last checkpoint as ``fmt``; the largest difference between the reloaded file's outputs
-    and the checkpoint's model's on the export's example inputs (computed here, through the project)."""
-    checkpoint = run.run_dir / "checkpoints" / "last.ckpt"
-    console_script("export", f"ckpt_path={checkpoint}", f"format={fmt}", f"output_dir={work}")
-    metadata = json.loads((work / "model.json").read_text())
-    spec = inference_for(*trained_model(checkpoint, task, overrides)).export_spec()
-    with torch.no_grad():
-        expected = spec.module.eval()(*spec.example_inputs)
-    expected = list(expected) if isinstance(expected, tuple) else [expected]
-    outputs = run_exported(work / metadata["file"], spec.example_inputs, work)
-    assert [o.shape for o in outputs] == [e.shape for e in expected]
-    return max((o.double() - e.double()).abs().max().item() for o, e in zip(outputs, expected, strict=True))
-
-
-def quiet_trainer(**settings) -> L.Trainer:
-    """A CPU Trainer without logger, progress bar or model summary, for in-process module tests."""
-    quiet = {"accelerator": "cpu", "logger": False, "enable_progress_bar": False, "enable_model_summary": False}
-    return L.Trainer(**{**quiet, **settings})
-
-
-def max_abs_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    assert a.keys() == b.keys()
-    return max((a[k].double() - b[k].double()).abs().max().item() for k in a if a[k].is_floating_point())
 
 
 # Longest first. With tests spread over workers, a long test started last keeps one worker busy

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lightning_template.checkpointing import atomic_torch_save
-from lightning_template.checkpointing.resume_state import rescale_micro_batch_counters
-from lightning_template.errors import UserError
+from lightning_template_core._checkpointing import atomic_torch_save
+from lightning_template_core._checkpointing.resume_state import rescale_micro_batch_counters
+from lightning_template_core._errors import UserError
 
 
 class FailsHalfway:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from lightning_template.errors import EXIT_USER_ERROR
+from lightning_template_core._errors import EXIT_USER_ERROR
 
 from conftest import TASK, TINY_BY_TASK, run_module
 from test_resume import files_of

@@ -10,16 +10,17 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
-from lightning_template.batching.data_description import DataDescription
-from lightning_template.command_line.hydra_command import compose_fit
-from lightning_template.errors import UserError
+from lightning_template_core._batching.data_description import DataDescription
+from lightning_template_core._command_line.config_dirs import group_options
+from lightning_template_core._command_line.hydra_command import compose_fit
+from lightning_template_core._errors import UserError
 
-from conftest import CONFIG_DIR, DEFAULT_TASK, ROOT, TASK
+from conftest import DEFAULT_TASK, ROOT, TASK
 
-EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
-TRAINERS = sorted(p.stem for p in (CONFIG_DIR / "trainer").glob("*.yaml"))
-DEBUGS = sorted(p.stem for p in (CONFIG_DIR / "debug").glob("*.yaml"))
-LOGGERS = sorted(p.stem for p in (CONFIG_DIR / "logger").glob("*.yaml"))
+EXPERIMENTS = group_options("experiment")
+TRAINERS = group_options("trainer")
+DEBUGS = group_options("debug")
+LOGGERS = group_options("logger")
 
 # The overrides the README promises work without a `+`, with any experiment and preset.
 USER_OVERRIDES = [

@@ -22,17 +22,18 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from lightning_template.sweep.cli import parser as sweep_parser
+from lightning_template_core._command_line.config_dirs import config_dirs, find_config
+from lightning_template_core.sweep.cli import parser as sweep_parser
 
 from conftest import CONFIG_DIR, ROOT
 
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
-PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-SCRIPTS = PROJECT["scripts"]  # console script -> module:function
+CORE = tomllib.loads((ROOT / "core" / "pyproject.toml").read_text())["project"]
+SCRIPTS = CORE["scripts"]  # console script -> lightning_template_core._console:<command>
 PACKAGE = next(iter(SCRIPTS.values())).split(".")[0]
-HYDRA_COMMANDS = {name for name in SCRIPTS if (CONFIG_DIR / f"{name}.yaml").is_file()}
+HYDRA_COMMANDS = {name for name in SCRIPTS if find_config(f"{name}.yaml") is not None}
 MAKE_TARGETS = set(re.findall(r"^([a-z][\w-]*):", (ROOT / "Makefile").read_text(), re.M))
-GROUPS = {path.name for path in CONFIG_DIR.iterdir() if path.is_dir()}
+GROUPS = {path.name for folder in config_dirs() for path in folder.iterdir() if path.is_dir()}
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def command_of(words: list[str]) -> tuple[str, list[str]]:
         module = words[2]
         assert importlib.util.find_spec(module) is not None, f"no module {module}"
         name = module.split(".")[-1]
-        assert f"{module}:main" in SCRIPTS.values() or name == "sweep", f"{module} is no command's twin"
+        assert module == f"{PACKAGE}.{name}" and name in SCRIPTS, f"{module} is no command's twin"
         return name, words[3:]
     return words[0].removeprefix(".venv/bin/"), words[1:]
 
@@ -112,7 +113,7 @@ def check_overrides(command: str, arguments: list[str]) -> None:
         if key.startswith("+") or (placeholder(value) and key in GROUPS):
             continue  # a config added from elsewhere (+tuned=...), or any option of a group
         if key in GROUPS:
-            assert (CONFIG_DIR / key / f"{value}.yaml").is_file(), f"{key}={value}: no configs/{key}/{value}.yaml"
+            assert find_config(f"{key}/{value}.yaml"), f"{key}={value}: no {key}/{value}.yaml in the configs"
             choices.append(argument)
         else:
             keys.append(key)
@@ -130,7 +131,7 @@ def test_a_documented_command_line_names_what_exists(line):
         assert words[1] in MAKE_TARGETS, f"make {words[1]}: no such target in the Makefile"
         return
     command, arguments = command_of(words)
-    assert command in SCRIPTS, f"{command} is not a console script of pyproject.toml"
+    assert command in SCRIPTS, f"{command} is not a console script of core/pyproject.toml"
     if command == "sweep":
         known = {option for action in sweep_parser()._actions for option in action.option_strings}
         flags = [word for word in arguments if word.startswith("--")]
@@ -159,7 +160,7 @@ def test_a_wrong_key_or_option_is_caught():
     """The check above can fail: a misspelt key, an unknown option, a flag sweep does not have."""
     with pytest.raises(AssertionError, match=r"data\.global_batch_sise is not a key of fit"):
         check_overrides("fit", ["data.global_batch_sise=3"])
-    with pytest.raises(AssertionError, match=r"no configs/experiment/nope\.yaml"):
+    with pytest.raises(AssertionError, match=r"no experiment/nope\.yaml in the configs"):
         check_overrides("fit", ["experiment=nope"])
     with pytest.raises(AssertionError, match="split is not a key of fit"):
         check_overrides("fit", ["split=val"])

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lightning_template import evaluate
-from lightning_template.runs.trained import with_run_overrides
+from lightning_template_core import evaluate
+from lightning_template_core._runs.trained import with_run_overrides
 
 from conftest import TASK, TINY_BY_TASK, console_script, expect_user_error
 from test_resume import files_of

@@ -6,8 +6,8 @@ import importlib.util
 
 import pytest
 
-from lightning_template import export
-from lightning_template.errors import UserError
+from lightning_template_core import export
+from lightning_template_core._errors import UserError
 
 from conftest import TASK, console_script, expect_user_error, exported_round_trip
 

@@ -16,8 +16,8 @@ import pytest
 import torch
 import yaml
 
-from lightning_template.command_line.hydra_command import compose_fit
-from lightning_template.training.declared_metrics import training_metrics
+from lightning_template_core._command_line.hydra_command import compose_fit
+from lightning_template_core._training.declared_metrics import training_metrics
 
 from conftest import ROOT, TINY, TINY_BY_TASK, expect_user_error, run_module
 
@@ -53,7 +53,7 @@ def test_what_a_module_declares_it_logs_while_training_is_what_it_logs(shared_ru
 def test_module_twin_and_console_script_agree():
     console_script = Path(sys.executable).with_name("fit")
     outputs = []
-    for command in ([str(console_script)], [sys.executable, "-m", "lightning_template.fit"]):
+    for command in ([str(console_script)], [sys.executable, "-m", "lightning_template_core.fit"]):
         out = subprocess.run([*command, "--cfg", "job", "seed=7"], capture_output=True, text=True, cwd=ROOT)
         assert out.returncode == 0, out.stderr
         outputs.append(out.stdout)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lightning_template.command_line.hydra_command import compose_job
-from lightning_template.runs.assembly import build_run
-from lightning_template.training.host_reads import CountHostReads, HostReadCounter
+from lightning_template_core._command_line.hydra_command import compose_job
+from lightning_template_core._runs.assembly import build_run
+from lightning_template_core._training.host_reads import CountHostReads, HostReadCounter
 
 from conftest import TINY_BY_TASK
 

@@ -9,12 +9,12 @@ import numpy as np
 import optuna
 import pytest
 
-from lightning_template.batching.validation_folds import Folds
-from lightning_template.errors import UserError
-from lightning_template.files.class_folders import ClassFolders
-from lightning_template.sweep.kfold import check_kfold
-from lightning_template.sweep.report import write_report
-from lightning_template.sweep.spec import parse_spec
+from lightning_template_core._batching.validation_folds import Folds
+from lightning_template_core._errors import UserError
+from lightning_template_core._files.class_folders import ClassFolders
+from lightning_template_core.sweep.kfold import check_kfold
+from lightning_template_core.sweep.report import write_report
+from lightning_template_core.sweep.spec import parse_spec
 
 
 @pytest.mark.parametrize(

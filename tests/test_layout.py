@@ -1,7 +1,7 @@
 import pytest
 
-from lightning_template.batching.layout import BatchLayout
-from lightning_template.errors import UserError
+from lightning_template_core._batching.layout import BatchLayout
+from lightning_template_core._errors import UserError
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from lightning_template.batching.datamodule import keep_batch
-from lightning_template.batching.layout import BatchLayout
-from lightning_template.batching.loader import ResumableLoader
-from lightning_template.batching.sampler import OrderPreservingBatchSampler
-from lightning_template.errors import UserError
+from lightning_template_core._batching.datamodule import keep_batch
+from lightning_template_core._batching.layout import BatchLayout
+from lightning_template_core._batching.loader import ResumableLoader
+from lightning_template_core._batching.sampler import OrderPreservingBatchSampler
+from lightning_template_core._errors import UserError
 
 
 class Indices(Dataset):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lightning_template.checkpointing.lost_rank import is_lost_peer_error, short_reason
+from lightning_template_core._checkpointing.lost_rank import is_lost_peer_error, short_reason
 
 GLOO = (
     "[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:553] Connection closed by peer"

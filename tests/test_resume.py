@@ -21,11 +21,11 @@ import pytest
 import torch
 from hydra.utils import get_object
 
-from lightning_template.callbacks.monitor_history import history_path, read_history
-from lightning_template.command_line.hydra_command import compose_fit
-from lightning_template.files.directory_lock import LOCK_NAME
-from lightning_template.training.declared_metrics import training_metrics
-from lightning_template.verification.layouts import keep_every
+from lightning_template_core._callbacks.monitor_history import history_path, read_history
+from lightning_template_core._command_line.hydra_command import compose_fit
+from lightning_template_core._files.directory_lock import LOCK_NAME
+from lightning_template_core._training.declared_metrics import training_metrics
+from lightning_template_core._verification.layouts import keep_every
 
 from conftest import (
     LONG_VALIDATION_BY_TASK,
@@ -53,7 +53,7 @@ DDP_2 = ["trainer=ddp_cpu", "trainer.devices=2", "data.micro_batch_size=8"]
 
 
 def fit_command(run_dir: Path, *overrides: str) -> list[str]:
-    return [sys.executable, "-m", "lightning_template.fit", f"hydra.run.dir={run_dir}", *overrides]
+    return [sys.executable, "-m", "lightning_template_core.fit", f"hydra.run.dir={run_dir}", *overrides]
 
 
 def start(
@@ -272,7 +272,10 @@ def test_a_crash_before_the_first_validation_leaves_a_checkpoint(tmp_path, task)
     """every_n_train_steps writes last.ckpt from step N on, while the monitored metric is not logged yet. (Killed
     at step 3 exactly: timed from outside, the fastest task had validated before the kill landed.)"""
     run_dir = tmp_path / "run"
-    kill_at_3 = ["+callbacks.kill._target_=tests.stop_points.SignalAtStep", "+callbacks.kill.step=3"]
+    kill_at_3 = [
+        "+callbacks.kill._target_=lightning_template_core.testing.stop_points.SignalAtStep",
+        "+callbacks.kill.step=3",
+    ]
     common = [*SHIPPED[task], "trainer.max_steps=200", "callbacks.model_checkpoint.every_n_train_steps=2"]
     killed = finish(start(run_dir, *common, *kill_at_3, "+callbacks.kill.signal_name=SIGKILL"), run_dir)
     assert killed.returncode == -signal.SIGKILL, killed.output[-3000:]
@@ -309,7 +312,10 @@ def test_a_stop_signal_at_a_step_a_validation_follows_stops_after_every_callback
     common = [*SHIPPED[TASK], *every_5, "trainer.max_steps=20", "trainer.max_epochs=-1", "ckpt_path=last"]
     common.append("callbacks.model_checkpoint.save_top_k=-1")
     run_dir = tmp_path / "stopped"
-    signal_at_10 = ["+callbacks.stop._target_=tests.stop_points.SignalAtStep", "+callbacks.stop.step=10"]
+    signal_at_10 = [
+        "+callbacks.stop._target_=lightning_template_core.testing.stop_points.SignalAtStep",
+        "+callbacks.stop.step=10",
+    ]
     stopped = finish(start(run_dir, *common, *signal_at_10), run_dir)
     assert stopped.returncode == EXIT_STOPPED and "after optimizer step 10" in said(stopped), stopped.output[-3000:]
     assert [line["step"] for line in read_history(history_path(run_dir))] == [5, 10]
@@ -342,7 +348,10 @@ def test_a_sigkill_at_any_checkpoint_write_loses_no_ranking(tmp_path, shared_run
     common = [*SHIPPED[TASK], *RANK_EVERY_EPOCH, f"callbacks.model_checkpoint.every_n_train_steps={steps_per_epoch}"]
     for n in range(1, 13):
         run_dir = tmp_path / f"killed_at_write_{n}"
-        kill = ["+callbacks.kill._target_=tests.stop_points.SignalAtSave", f"+callbacks.kill.n={n}"]
+        kill = [
+            "+callbacks.kill._target_=lightning_template_core.testing.stop_points.SignalAtSave",
+            f"+callbacks.kill.n={n}",
+        ]
         killed = finish(start(run_dir, *common, *kill), run_dir)
         if killed.returncode == 0:  # the run writes fewer: every write was a kill's moment
             break
@@ -360,7 +369,7 @@ def test_a_stop_signal_at_an_epochs_last_step_stops_after_the_epochs_end(tmp_pat
     steps_per_epoch = validated_steps(straight.run_dir)[0]
     run_dir = tmp_path / "stopped"
     signal_at_the_end = [
-        "+callbacks.stop._target_=tests.stop_points.SignalAtStep",
+        "+callbacks.stop._target_=lightning_template_core.testing.stop_points.SignalAtStep",
         f"+callbacks.stop.step={steps_per_epoch}",
     ]
     stopped = finish(start(run_dir, *SHIPPED[TASK], *RANK_EVERY_EPOCH, *signal_at_the_end), run_dir)
@@ -421,7 +430,7 @@ def test_a_stop_signal_before_training_ends_with_75_and_one_line_and_blocks_noth
     """Half a second in (importing torch), and once set up (held at the start of training, Lightning's signal
     handlers in place, before the run's own take over: timed from outside, the signal could land after step 1)."""
     run_dir = tmp_path / "run"
-    hold = "+callbacks.hold._target_=tests.stop_points.HoldBeforeTraining"
+    hold = "+callbacks.hold._target_=lightning_template_core.testing.stop_points.HoldBeforeTraining"
     for moment, stop in (("importing", signal.SIGTERM), ("set up", signal.SIGINT)):
         log = tmp_path / f"{moment}.log"
         held = [hold] if moment == "set up" else []
@@ -645,7 +654,10 @@ def test_the_torchrun_launcher_restarts_after_a_killed_worker_and_continues_exac
     at step 10, from inside: timed from outside, the fastest task had finished training first)."""
     common = [*SHIPPED[TASK], "data.micro_batch_size=8", "model.net.dropout=0.3", "trainer.max_steps=30"]
     common.append("callbacks.model_checkpoint.every_n_train_steps=3")
-    kill = ["+callbacks.kill._target_=tests.stop_points.SignalAtStep", "+callbacks.kill.step=10"]
+    kill = [
+        "+callbacks.kill._target_=lightning_template_core.testing.stop_points.SignalAtStep",
+        "+callbacks.kill.step=10",
+    ]
     kill += ["+callbacks.kill.signal_name=SIGKILL", "+callbacks.kill.rank=1", "+callbacks.kill.from_scratch_only=true"]
 
     def launch(run_dir: Path, port: int, *extra: str) -> subprocess.Popen:

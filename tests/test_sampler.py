@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightning_template.batching.layout import BatchLayout
-from lightning_template.batching.randomness import KeyedPermutation
-from lightning_template.batching.sampler import EvalBatchSampler, OrderPreservingBatchSampler, cut_blocks
-from lightning_template.errors import UserError
+from lightning_template_core._batching.layout import BatchLayout
+from lightning_template_core._batching.randomness import KeyedPermutation
+from lightning_template_core._batching.sampler import EvalBatchSampler, OrderPreservingBatchSampler, cut_blocks
+from lightning_template_core._errors import UserError
 
 
 @st.composite

@@ -25,11 +25,11 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from lightning_template.callbacks.monitor_history import history_path, read_history
-from lightning_template.sweep import cli
-from lightning_template.sweep.optuna_sweep import SweepOptions, open_study
-from lightning_template.sweep.spec import load_spec
-from lightning_template.sweep.storage import open_storage
+from lightning_template_core._callbacks.monitor_history import history_path, read_history
+from lightning_template_core.sweep import cli
+from lightning_template_core.sweep.optuna_sweep import SweepOptions, open_study
+from lightning_template_core.sweep.spec import load_spec
+from lightning_template_core.sweep.storage import open_storage
 
 from conftest import ROOT, TASK, TINY, run_command, run_module
 from database_server import REQUIRED, missing_reason, postgres_server
@@ -62,7 +62,7 @@ def write_sweep(path: Path, method: str, parameters: dict, **extra) -> Path:
 
 
 def sweep_process(config: Path, sweep_dir: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
-    command = [sys.executable, "-m", "lightning_template.sweep", str(config), "--dir", str(sweep_dir), *args]
+    command = [sys.executable, "-m", "lightning_template_core.sweep", str(config), "--dir", str(sweep_dir), *args]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "disabled", **(env or {})}
     return subprocess.Popen(
         command, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -144,7 +144,9 @@ def wait_for_stop(fit_log: Path) -> None:
 def test_a_killed_or_stopped_sweep_continues_its_trial_where_it_stopped(tmp_path):
     config = write_sweep(tmp_path / "killed.yaml", "grid", {"model.optimizer.lr": {"values": [0.05]}})
     budget = [*TINY, "trainer.max_epochs=4", "trainer.val_check_interval=1.0", "test_after_fit=false"]
-    budget.append("+callbacks.pace._target_=tests.stop_points.PauseAfterValidation")  # outlasts the test's reads
+    budget.append(
+        "+callbacks.pace._target_=lightning_template_core.testing.stop_points.PauseAfterValidation"
+    )  # outlasts the test's reads
     sweep_dir, run_dir = tmp_path / "sweep", tmp_path / "sweep" / "trial_0000"
     # 1. SIGKILL to the sweep after the trial's first validation: no handler runs (its fit gets SIGTERM from
     # the kernel and saves); the trial stays "running" until its heartbeat is older than --stale-after

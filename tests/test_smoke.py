@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from lightning_template.callbacks.monitor_history import history_path, metric_names, read_history
-from lightning_template.command_line.hydra_command import compose_fit
-from lightning_template.training.declared_metrics import validation_metrics
+from lightning_template_core._callbacks.monitor_history import history_path, metric_names, read_history
+from lightning_template_core._command_line.hydra_command import compose_fit
+from lightning_template_core._training.declared_metrics import validation_metrics
 
 from conftest import TINY_BY_TASK
 

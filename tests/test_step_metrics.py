@@ -9,9 +9,9 @@ from __future__ import annotations
 import lightning.pytorch as L
 import torch
 
-from lightning_template.command_line.hydra_command import compose_fit, compose_job
-from lightning_template.runs.assembly import build_run
-from lightning_template.training.declared_metrics import training_metrics
+from lightning_template_core._command_line.hydra_command import compose_fit, compose_job
+from lightning_template_core._runs.assembly import build_run
+from lightning_template_core._training.declared_metrics import training_metrics
 
 from conftest import TINY
 

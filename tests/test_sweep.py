@@ -18,13 +18,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.demos.boring_classes import BoringModel
 from optuna.trial import TrialState
 
-from lightning_template.callbacks.monitor_history import MonitorHistory, history_path, read_history
-from lightning_template.command_line.hydra_command import compose_fit
-from lightning_template.sweep.optuna_sweep import SweepOptions, open_study
-from lightning_template.sweep.spec import load_spec
-from lightning_template.sweep.storage import default_url, open_storage
-from lightning_template.sweep.trial_process import logged_metrics
-from lightning_template.training.declared_metrics import training_metrics, validation_metrics
+from lightning_template_core._callbacks.monitor_history import MonitorHistory, history_path, read_history
+from lightning_template_core._command_line.hydra_command import compose_fit
+from lightning_template_core._training.declared_metrics import training_metrics, validation_metrics
+from lightning_template_core.sweep.optuna_sweep import SweepOptions, open_study
+from lightning_template_core.sweep.spec import load_spec
+from lightning_template_core.sweep.storage import default_url, open_storage
+from lightning_template_core.sweep.trial_process import logged_metrics
 
 from conftest import TASK, TINY, run_module
 

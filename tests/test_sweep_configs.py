@@ -20,12 +20,12 @@ from sweeps.grid_search import grid_search_next_runs
 from sweeps.random_search import random_search_next_runs
 from wandb.wandb_agent import Agent
 
-from lightning_template.command_line.hydra_command import compose_fit
-from lightning_template.sweep.composition import check_against_fit, sample_points
-from lightning_template.sweep.kfold import check_kfold, is_kfold
-from lightning_template.sweep.spec import load_spec
-from lightning_template.sweep.wandb_sweep import wandb_config
-from lightning_template.training.declared_metrics import validation_metrics
+from lightning_template_core._command_line.hydra_command import compose_fit
+from lightning_template_core._training.declared_metrics import validation_metrics
+from lightning_template_core.sweep.composition import check_against_fit, sample_points
+from lightning_template_core.sweep.kfold import check_kfold, is_kfold
+from lightning_template_core.sweep.spec import load_spec
+from lightning_template_core.sweep.wandb_sweep import wandb_config
 
 from conftest import CONFIG_DIR, TASK, TINY_BY_TASK, Completed, run_module
 

@@ -10,19 +10,19 @@ import yaml
 from hydra.utils import get_object
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
-from lightning_template.callbacks.rank_agreement import check_ranks_agree
-from lightning_template.command_line.hydra_command import compose_fit
-from lightning_template.errors import UserError
-from lightning_template.sweep import cli
-from lightning_template.sweep.composition import check_against_fit
-from lightning_template.sweep.optuna_sweep import SweepOptions, open_study
-from lightning_template.sweep.spec import override, parse_spec
-from lightning_template.sweep.storage import open_storage
-from lightning_template.training.declared_metrics import validation_metrics
+from lightning_template_core._callbacks.rank_agreement import check_ranks_agree
+from lightning_template_core._command_line.hydra_command import compose_fit
+from lightning_template_core._errors import UserError
+from lightning_template_core._training.declared_metrics import validation_metrics
+from lightning_template_core.sweep import cli
+from lightning_template_core.sweep.composition import check_against_fit
+from lightning_template_core.sweep.optuna_sweep import SweepOptions, open_study
+from lightning_template_core.sweep.spec import override, parse_spec
+from lightning_template_core.sweep.storage import open_storage
 
 from conftest import TASK, console_script, expect_user_error
 
-COMMAND = ["${env}", "${interpreter}", "-m", "lightning_template.fit", "${args_no_hyphens}"]
+COMMAND = ["${env}", "${interpreter}", "-m", "lightning_template_core.fit", "${args_no_hyphens}"]
 SHIPPED_FIT = compose_fit([f"experiment={TASK}"])
 GOAL = "maximize" if SHIPPED_FIT.monitor_mode == "max" else "minimize"
 VALID = {

@@ -2,7 +2,8 @@
 
 Each bake is checked for its layout and for leftovers (template machinery, this
 repository's names, the words of the tasks not chosen); the baked projects' own test suites
-then run in a virtual environment of their own, with the package installed under its new name.
+then run in a virtual environment of their own, with the package installed under its new name
+and lightning-template-core from a wheel built here; a bake takes a newer core by one bound.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,12 +21,11 @@ import pytest
 import tomllib
 import yaml
 
-from conftest import DEFAULT_TASK, ROOT, SWEEPS_VALIDATOR
+from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "template"))
 from bake import (
     LEFTOVERS,
-    LOGGERS,
     PACKAGE,
     TASKS,
     Options,
@@ -67,25 +68,33 @@ def test_bake_keeps_the_chosen_tasks_renamed_and_nothing_else(cookies, bake_name
     project = bake(cookies, **answers)
     tasks = answers.get("tasks", ",".join(TASKS)).split(",")
     assert project.name == "acme-vision"
-    assert (project / "src" / "acme_vision" / "fit.py").is_file() and not (
+    assert (project / "src" / "acme_vision" / "tasks").is_dir() and not (
         project / "src" / "lightning_template"
     ).exists()
-    assert not (project / "template").exists() and not (project / "tests" / "test_template.py").exists()
+    assert not (project / "template").exists() and not (project / "core").exists()
+    assert not list((project / "tests").glob("*.py")), "the core's tests stay in the template's repository"
+    assert {path.parent.name for path in (project / "tests" / "tasks").glob("*/tiny.yaml")} == set(tasks)
     experiments = {p.stem for p in (project / "configs" / "experiment").glob("*.yaml")}
     assert experiments and {e.split("_")[0] for e in experiments} == set(tasks)
     assert {p.stem.split("_")[0] for p in (project / "configs" / "sweep").glob("*.yaml")} == set(tasks)
 
     files = baked_text(project)
+    cruft = json.loads(files.pop(".cruft.json"))
+    assert cruft["directory"] == "template" and cruft["context"]["cookiecutter"]["tasks"] == ",".join(tasks)
     for path, text in files.items():
         assert not LEFTOVERS.search(text), f"{path}: {LEFTOVERS.search(text).group(0)!r}"
-        assert "template" not in text.lower(), f"{path} mentions the template"
+        assert "template" not in text.lower().replace("lightning-template-core", "").replace(
+            "lightning_template_core", ""
+        ), f"{path} mentions the template"
         for task in set(TASKS) - set(tasks):
             found = WORDS[task].search(path + "\n" + text)
             assert not found, f"{path} keeps {found.group(0)!r} of the left-out task {task}"
 
     pyproject = tomllib.loads(files["pyproject.toml"])
     assert pyproject["project"]["name"] == "acme-vision"
-    assert pyproject["project"]["scripts"]["fit"] == "acme_vision.fit:main"
+    assert pyproject["project"]["entry-points"]["lightning_template_core.configs"] == {
+        "acme_vision": "acme_vision:CONFIGS"
+    }
     assert pyproject["project"]["authors"] == [{"name": answers.get("author", "Your Name")}]
     versions = answers.get("python_versions", "3.10,3.11,3.12,3.13").split(",")
     assert pyproject["project"]["requires-python"] == f">={versions[0]}"
@@ -97,13 +106,14 @@ def test_bake_keeps_the_chosen_tasks_renamed_and_nothing_else(cookies, bake_name
         "slow",
     ]
 
-    fit_defaults = yaml.safe_load(files["configs/fit.yaml"])["defaults"]
+    project_defaults = yaml.safe_load(files["configs/project/default.yaml"])["defaults"]
     logger = answers.get("default_logger", "csv")
-    assert {"experiment": tasks[0]} in fit_defaults
-    assert {"logger": "csv" if logger == "csv" else ["csv", logger]} in fit_defaults
+    assert {"override /experiment": tasks[0]} in project_defaults
+    assert {"override /logger": "csv" if logger == "csv" else ["csv", logger]} in project_defaults
     assert files["README.md"].startswith("# Acme Vision\n")
-    required = {re.split(r"[<>=\[ ]", requirement)[0] for requirement in pyproject["project"]["dependencies"]}
-    assert required & set(LOGGERS) == {logger} - {"csv"}  # the default tracker's package, no other
+    (core,) = [r for r in pyproject["project"]["dependencies"] if r.startswith("lightning-template-core")]
+    extras = set(re.findall(r"\[([^\]]*)\]", core)[0].split(",")) if "[" in core else set()
+    assert extras == {logger} - {"csv"}  # the default tracker's extra of the core, no other
 
 
 def test_markers_keep_the_blocks_of_chosen_tasks():
@@ -138,7 +148,7 @@ def test_a_file_belongs_to_one_task_at_most():
         owners = [task for task in TASKS if owns(task, path)]
         assert len(owners) <= 1, f"{path} belongs to {owners}"
     assert owner(Path("tests/test_template.py")) == owner(Path("template/hooks/pre_gen_project.py")) == "template"
-    assert owner(Path("configs/data/_base.yaml")) is owner(Path(f"src/{PACKAGE}/tasks/__init__.py")) is None
+    assert owner(Path("configs/project/default.yaml")) is owner(Path(f"src/{PACKAGE}/tasks/__init__.py")) is None
     assert owner(Path("scripts/lm_speed.py")) == owner(Path("docs/tasks/lm.md")) == "lm"
 
 
@@ -167,47 +177,117 @@ def test_bad_answers_are_refused_before_anything_is_written(cookies, capfd):
     assert "tasks='cnn,speech': give a comma-separated subset of cnn, lm, sentences, video" in capfd.readouterr().err
 
 
-def project_python(project: Path) -> Path:
-    """A virtual environment for the baked project: this one's packages, the project installed editable."""
+@pytest.fixture(scope="session")
+def core_wheels(tmp_path_factory) -> Path:
+    """A folder with a wheel of this repository's lightning-template-core, as ``make core-wheel`` builds it."""
+    wheels = tmp_path_factory.mktemp("core-wheels")
+    build_wheel(ROOT / "core", wheels)
+    return wheels
+
+
+def build_wheel(source: Path, wheels: Path) -> None:
+    pip = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir"]
+    subprocess.run([*pip, str(wheels), str(source)], check=True, capture_output=True)
+
+
+def project_python(project: Path, wheels: Path, core: str = "lightning-template-core") -> Path:
+    """A virtual environment for the baked project: this one's packages (torch, Lightning, ...), the core from
+    ``wheels`` (``core``: the requirement), the project installed editable."""
     venv = project.parent / f"{project.name}-venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = next(venv.glob("lib/python*/site-packages"))
-    parents = [p for p in sys.path if p.endswith("site-packages")]
-    (site / "_parent_packages.pth").write_text("\n".join(parents) + "\n")
+    if not venv.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+        site = next(venv.glob("lib/python*/site-packages"))
+        parents = [p for p in sys.path if p.endswith("site-packages")]
+        (site / "_parent_packages.pth").write_text("\n".join(parents) + "\n")
     python = venv / "bin" / "python"
-    pip = [sys.executable, "-m", "pip", "--python", str(python)]  # this pip, installing into that environment
-    subprocess.run([*pip, "install", "--quiet", "--no-deps", "-e", str(project)], check=True)
-    (venv / SWEEPS_VALIDATOR.name).symlink_to(SWEEPS_VALIDATOR)
+    if (venv / "bin" / "fit").exists():  # a core installed before: out, so that one version's files remain
+        uninstall = [sys.executable, "-m", "pip", "--python", str(python), "uninstall", "-q", "-y"]
+        subprocess.run([*uninstall, "lightning-template-core"], check=True)
+    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps"]
+    # the core into that environment (this one's editable core stays out: --ignore-installed), then the project
+    subprocess.run([*pip, "--ignore-installed", "--no-index", "--find-links", str(wheels), core], check=True)
+    subprocess.run([*pip, "-e", str(project)], check=True)
     return python
 
 
-def run_project_tests(project: Path, marker: str, paths: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    python = project_python(project)
+def run_project_tests(project: Path, python: Path, marker: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
     # one process: this test already runs on a worker of the outer suite, beside the others
-    command = [str(python), "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider", "-m", marker, *paths]
+    command = [str(python), "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider", "-m", marker]
     return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=1800)
 
 
-# What each bake runs. Every bake: its smoke suite (each kept experiment, renamed package). A single-task
-# bake also runs its task's fast tests and the fast config and user-error checks, now on that task as the
-# project's default; the template's own suite already runs every core test, and CI time is bounded.
-OWN_TASK_PATHS = ("tests/tasks", "tests/test_smoke.py", "tests/test_config.py", "tests/test_user_errors.py")
-SUITES = [
-    ("default", "smoke", ()),
-    *((task, "smoke", ()) if task == DEFAULT_TASK else (task, "smoke or not slow", OWN_TASK_PATHS) for task in TASKS),
-]
+def assert_passed(done: subprocess.CompletedProcess) -> None:
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    assert re.search(r"\d+ passed", done.stdout) and " failed" not in done.stdout
+
+
+# What each bake runs: its tasks' fast tests and smoke runs, on the core from a wheel (the guarantee tests of
+# the kit, marked slow, run on every task in the template's own suite).
+SUITES = ["default", *TASKS]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("bake_name", "marker", "paths"), SUITES, ids=[name for name, *_ in SUITES])
-def test_the_baked_project_passes_its_own_tests(cookies, bake_name, marker, paths):
+@pytest.mark.parametrize("bake_name", SUITES)
+def test_the_baked_project_passes_its_own_tests(cookies, core_wheels, bake_name):
     answers = dict(BAKES[bake_name])
     if importlib.util.find_spec(answers.get("default_logger", "csv")) is None:
         answers["default_logger"] = "csv"  # a logger this environment lacks (tensorboard is no test dependency)
-    project = bake(cookies, **answers)
-    done = run_project_tests(project, marker, paths)
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
-    assert re.search(r"\d+ passed", done.stdout) and " failed" not in done.stdout
+    project = bake(cookies, **answers, core_from=str(core_wheels))
+    assert_passed(run_project_tests(project, project_python(project, core_wheels), "smoke or not slow"))
     lint = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=project, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout[-3000:]
+
+
+# A change of behaviour in core 0.2.1 that a baked project's own test can see: the default seed of every command.
+SEED_A, SEED_B = "seed: 0 ", "seed: 7 "
+SEES_THE_CORE = """
+import subprocess, sys
+from pathlib import Path
+
+def test_the_core_gives_its_seed():
+    fit = Path(sys.executable).with_name("fit")
+    out = subprocess.run([str(fit), "--cfg", "job"], capture_output=True, text=True, check=True).stdout
+    assert "seed: {seed}" in out.splitlines()
+"""
+
+
+@pytest.mark.slow
+def test_a_bake_takes_a_newer_core_by_raising_one_bound_and_keeps_its_own_edits(cookies, tmp_path):
+    """Bake against core A (0.2.0), edit the baked task, raise the bound to a core B (0.2.1, built here, whose
+    default seed differs): the baked suite passes on B and sees B's change; the edit is still there."""
+    wheels = tmp_path / "wheels"
+    build_wheel(ROOT / "core", wheels)
+    core_b = tmp_path / "core-b"
+    shutil.copytree(ROOT / "core", core_b, ignore=shutil.ignore_patterns("site", "build", "*.egg-info"))
+    init = core_b / "src" / "lightning_template_core" / "__init__.py"
+    init.write_text(init.read_text().replace('__version__ = "0.2.0"', '__version__ = "0.2.1"'))
+    fit_yaml = core_b / "src" / "lightning_template_core" / "configs" / "fit.yaml"
+    assert SEED_A in fit_yaml.read_text()
+    fit_yaml.write_text(fit_yaml.read_text().replace(SEED_A, SEED_B))
+    build_wheel(core_b, wheels)
+
+    project = bake(cookies, tasks="lm", core_from=str(wheels))
+    module = project / "src" / "acme_vision" / "tasks" / "lm" / "module.py"
+    edited = module.read_text() + "\n# our own change to the task\n"
+    module.write_text(edited)
+    (project / "tests" / "test_sees_the_core.py").write_text(SEES_THE_CORE.format(seed=0))
+    python = project_python(project, wheels, core="lightning-template-core==0.2.0")
+    assert_passed(run_project_tests(project, python, "not slow"))
+
+    pyproject = project / "pyproject.toml"
+    raised = pyproject.read_text().replace("lightning-template-core>=0.2.0,", "lightning-template-core>=0.2.1,")
+    assert raised != pyproject.read_text()
+    pyproject.write_text(raised)
+    (project / "tests" / "test_sees_the_core.py").write_text(SEES_THE_CORE.format(seed=7))
+    python = project_python(project, wheels, core=re.search(r'"(lightning-template-core[^"]*)"', raised).group(1))
+    version = subprocess.run(
+        [str(python), "-c", "import lightning_template_core as c; print(c.__version__)"],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        check=True,
+    ).stdout.strip()
+    assert version == "0.2.1"
+    assert_passed(run_project_tests(project, python, "not slow"))
+    assert module.read_text() == edited

@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
-from lightning_template.errors import UserError
-from lightning_template.tune import _refuse_manual_optimization, fit_command, largest_divisor_at_most
+from lightning_template_core._errors import UserError
+from lightning_template_core.tune import _refuse_manual_optimization, fit_command, largest_divisor_at_most
 
 from conftest import CONFIG_DIR, TASK, TINY, TINY_BY_TASK, run_command
 

@@ -20,12 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from lightning_template.command_line.compose import check_command_line
-from lightning_template.command_line.hydra_command import compose_fit, compose_job
-from lightning_template.command_line.optional_packages import missing_modules
-from lightning_template.command_line.settings import RULES, check_settings
-from lightning_template.errors import UserError, _user_error_in
-from lightning_template.runs.assembly import build_run
+from lightning_template_core._command_line.compose import check_command_line
+from lightning_template_core._command_line.config_dirs import group_options
+from lightning_template_core._command_line.hydra_command import compose_fit, compose_job
+from lightning_template_core._command_line.optional_packages import missing_modules
+from lightning_template_core._command_line.settings import RULES, check_settings
+from lightning_template_core._errors import UserError, _user_error_in
+from lightning_template_core._runs.assembly import build_run
 
 from conftest import CONFIG_DIR, ROOT, TASK, TINY, TINY_BY_TASK, Completed, console_script, expect_user_error
 
@@ -110,7 +111,7 @@ CONSOLE_RUNS = {"fit": ["model.optimizer.lr=fast"], "tune": ["seed=abc"], "verif
 
 def check_in_process(command: str, arguments: list[str], capsys) -> Completed:
     """What ``command``'s console script does with ``arguments`` before Hydra runs, in this process."""
-    main = importlib.import_module(f"lightning_template.{command}").main
+    main = importlib.import_module(f"lightning_template_core.{command}").main
     try:
         main.check_arguments(list(arguments))
         status = 0
@@ -160,7 +161,7 @@ def test_every_shipped_experiment_passes_the_checks():
     """The checks refuse mistakes, not the shipped configs (each experiment, each trainer preset)."""
     for experiment in sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")):
         check_command_line(str(CONFIG_DIR), "fit", [f"experiment={experiment}"], check_settings)
-    for trainer in sorted(p.stem for p in (CONFIG_DIR / "trainer").glob("*.yaml")):
+    for trainer in group_options("trainer"):
         check_command_line(str(CONFIG_DIR), "fit", [f"trainer={trainer}"], check_settings)
     check_command_line(str(CONFIG_DIR), "tune", [], check_settings)
 

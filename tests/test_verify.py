@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from lightning_template.verification.causes import Suspect
-from lightning_template.verification.layouts import LAYOUTS, REFERENCE
-from lightning_template.verification.report import Ablation, Outcome
+from lightning_template_core._verification.causes import Suspect
+from lightning_template_core._verification.layouts import LAYOUTS, REFERENCE
+from lightning_template_core._verification.report import Ablation, Outcome
 
 from conftest import TINY, Completed, console_script
 

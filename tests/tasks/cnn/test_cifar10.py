@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_template.errors import UserError
 from lightning_template.tasks.cnn import cifar10
 from lightning_template.tasks.cnn.data import Cifar10DataModule
-
-from conftest import console_script, expect_user_error
+from lightning_template_core import UserError
+from lightning_template_core.testing import console_script, expect_user_error
 
 SMALL = {"num_train": 200, "num_test": 40}  # the DataModule keeps the first images: no 50,000-image statistics
 

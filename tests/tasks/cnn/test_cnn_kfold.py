@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import optuna
 import pytest
 import yaml
 
-from lightning_template.sweep.storage import default_url
 from lightning_template.tasks.cnn.data import SyntheticImageDataModule
+from lightning_template_core.sweep.storage import default_url
+from lightning_template_core.testing import run_module
+from lightning_template_core.testing.runs import tiny_overrides
 
-from conftest import ROOT, TINY_BY_TASK, run_module
+TINY = tiny_overrides(__file__)
+ROOT = Path(__file__).resolve().parents[3]  # the project's root
 
 
 def splits(**settings) -> dict[str, np.ndarray]:
@@ -38,7 +42,7 @@ def test_a_kfold_sweep_trains_each_fold_and_reports_the_mean(tmp_path):
     parameters["model.optimizer.lr"] = {"values": [0.1]}
     config = tmp_path / "kfold.yaml"
     config.write_text(yaml.safe_dump({**shipped, "name": "kfold", "parameters": parameters}))
-    tiny = [o for o in TINY_BY_TASK["cnn"] if not o.startswith("experiment=")]
+    tiny = [o for o in TINY if not o.startswith("experiment=")]
     run = run_module("sweep", str(config), "--dir", str(tmp_path), *tiny, "trainer.max_epochs=1", run_dir=tmp_path)
     study = optuna.load_study(study_name="kfold", storage=default_url(tmp_path))
     values = {t.params["data.fold"]: t.value for t in study.trials}

@@ -9,14 +9,13 @@ import torch
 from torch.optim import SGD
 from torch.utils.data import DataLoader
 
-from lightning_template.batching.data_description import DataDescription
 from lightning_template.tasks.cnn.data import SyntheticImageDataModule
 from lightning_template.tasks.cnn.dataset import ImageBatch
 from lightning_template.tasks.cnn.module import ImageClassifier
 from lightning_template.tasks.cnn.net import SmallResNet
 from lightning_template.tasks.cnn.synthetic import CLASS_NAMES
-
-from conftest import quiet_trainer
+from lightning_template_core import DataDescription
+from lightning_template_core.testing.runs import quiet_trainer
 
 
 def test_trains_on_a_plain_dataloader_and_the_checkpoint_holds_the_description(tmp_path):

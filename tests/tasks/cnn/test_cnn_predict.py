@@ -8,10 +8,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lightning_template.runs.task_inference import inference_for
 from lightning_template.tasks.cnn.synthetic import make_synthetic_images
+from lightning_template_core._runs.task_inference import inference_for
+from lightning_template_core.testing import console_script, expect_user_error
+from lightning_template_core.testing.runs import tiny_overrides, trained_model
 
-from conftest import console_script, expect_user_error, trained_model
+TINY = tiny_overrides(__file__)
 
 
 def test_predict_gives_the_classes_of_the_models_own_forward_pass(fitted, tmp_path):
@@ -32,7 +34,7 @@ def test_predict_gives_the_classes_of_the_models_own_forward_pass(fitted, tmp_pa
     assert len(rows) == 4 + 1 + 6 and str(folder / "notes.txt") not in rows
     assert "1 unreadable input(s)" in " ".join(done.stderr.split()) and "notes.txt" in done.stderr
 
-    trained, cfg = trained_model(checkpoint, "cnn")
+    trained, cfg = trained_model(checkpoint, TINY)
     hooks = inference_for(trained, cfg)
     with torch.no_grad():
         logits = trained.model(hooks.normalised(torch.from_numpy(images)))

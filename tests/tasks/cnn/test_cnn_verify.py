@@ -6,12 +6,13 @@ import textwrap
 
 import pytest
 
-from conftest import TINY_BY_TASK
-from test_verify import verify
+from lightning_template_core.testing.runs import tiny_overrides, verify
+
+TINY = tiny_overrides(__file__)
 
 pytestmark = [pytest.mark.slow, pytest.mark.ddp]
 
-CNN = TINY_BY_TASK["cnn"]
+CNN = TINY
 
 
 def test_dropout_is_named_and_its_re_run_without_it_is_exact(tmp_path):

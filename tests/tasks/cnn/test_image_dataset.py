@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lightning_template.batching.randomness import per_sample_uniforms
-from lightning_template.batching.sampler import SampleKey
 from lightning_template.tasks.cnn.dataset import ImageDataset
+from lightning_template_core import SampleKey, per_sample_uniforms
 
 
 def make_dataset(augment: bool = True, seed: int = 0) -> ImageDataset:

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_template.batching.sampler import SampleKey
 from lightning_template.tasks.cnn.data import SyntheticImageDataModule
 from lightning_template.tasks.cnn.dataset import normalise
+from lightning_template_core import SampleKey
+from lightning_template_core.testing.runs import identical, run_to_end, tiny_overrides, weights
 
-from conftest import TINY_BY_TASK
-from test_resume import identical, run_to_end, weights
+TINY = tiny_overrides(__file__)
 
 
 def datamodule(on_device: bool) -> SyntheticImageDataModule:
@@ -55,7 +55,7 @@ def test_refused_with_loader_workers():
 def test_a_run_with_the_images_on_the_device_trains_the_same_model_and_resumes_exactly(tmp_path):
     """The shipped callbacks and schedule: the host path, the device path, and the device path resumed from the
     checkpoint of its first epoch's end end with the same weights, bit for bit."""
-    common = [*TINY_BY_TASK["cnn"], "data.global_batch_size=32", "trainer.max_epochs=2", "test_after_fit=false"]
+    common = [*TINY, "data.global_batch_size=32", "trainer.max_epochs=2", "test_after_fit=false"]
     host = run_to_end(tmp_path / "host", *common, "data.on_device=false")
     device = run_to_end(tmp_path / "device", *common, "data.on_device=true")
     (first_epoch_end,) = (device.run_dir / "checkpoints").glob("best-epoch000-*.ckpt")

@@ -16,11 +16,13 @@ from torch.optim import SGD
 from lightning_template.tasks.lm.data import SyntheticTextDataModule
 from lightning_template.tasks.lm.module import LanguageModel
 from lightning_template.tasks.lm.net import LSTMNet
+from lightning_template_core.testing import max_abs_difference
+from lightning_template_core.testing.runs import quiet_trainer, tiny_overrides
 
-from conftest import TINY_BY_TASK, max_abs_difference, quiet_trainer
+TINY = tiny_overrides(__file__)
 
 EXACT = [
-    *TINY_BY_TASK["lm"],
+    *TINY,
     "model.net.dropout=0",
     "trainer.precision=64-true",
     "trainer.accelerator=cpu",

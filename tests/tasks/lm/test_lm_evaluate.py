@@ -9,7 +9,10 @@ import shutil
 import pytest
 from test_text_data import write_corpus
 
-from conftest import TINY_BY_TASK, console_script, run_command
+from lightning_template_core.testing import console_script, run_command
+from lightning_template_core.testing.runs import tiny_overrides
+
+TINY = tiny_overrides(__file__)
 
 
 def _evaluated(run, checkpoint: str, *overrides: str) -> dict[str, float]:
@@ -20,7 +23,7 @@ def _evaluated(run, checkpoint: str, *overrides: str) -> dict[str, float]:
 @pytest.mark.slow
 def test_evaluate_on_a_text_folder_gives_its_perplexity(tmp_path):
     corpus = write_corpus(tmp_path / "corpus")
-    tiny_model = [arg for arg in TINY_BY_TASK["lm"] if arg.startswith(("model.", "data.bptt", "data.eval"))]
+    tiny_model = [arg for arg in TINY if arg.startswith(("model.", "data.bptt", "data.eval"))]
     run = run_command(
         "fit",
         tmp_path / "run",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import console_script, expect_user_error
+from lightning_template_core.testing import console_script, expect_user_error
 
 
 def test_generate_is_reproducible_from_the_seed(fitted, tmp_path):

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from lightning_template.verification.layouts import keep_every
+from lightning_template_core._verification.layouts import keep_every
+from lightning_template_core.testing.runs import checkpoint, identical, run_to_end, tiny_overrides, weights
 
-from test_resume import SHIPPED, checkpoint, identical, run_to_end, weights
+TINY = tiny_overrides(__file__)
+SHIPPED = [*TINY, "data.global_batch_size=16", "test_after_fit=false"]
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +21,7 @@ def test_the_epoch_end_plateau_step_after_a_resume_reads_the_validation_before_t
     step 10. A run resumed from step 10's checkpoint has not run that validation (Lightning keeps no metrics in
     a checkpoint); it must still take the same step: the LR cut the same, the weights identical."""
     every_5 = ["trainer.val_check_interval=5", "trainer.check_val_every_n_epoch=null", "trainer.max_steps=20"]
-    common = [*SHIPPED["lm"], *every_5, *keep_every(5)]
+    common = [*SHIPPED, *every_5, *keep_every(5)]
     straight = run_to_end(tmp_path / "straight", *common)
     step_10 = straight.run_dir / "checkpoints" / "s0010.ckpt"
     resumed = run_to_end(tmp_path / "resumed", *common, f"ckpt_path={step_10}")

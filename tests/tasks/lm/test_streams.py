@@ -6,11 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_template.batching.datamodule import keep_batch
-from lightning_template.batching.layout import BatchLayout
-from lightning_template.batching.loader import ResumableLoader
-from lightning_template.errors import UserError
 from lightning_template.tasks.lm.streams import EvalStreamSampler, StreamBatchSampler, TokenStreams
+from lightning_template_core import BatchLayout, ResumableLoader, UserError
+from lightning_template_core._batching.datamodule import keep_batch
 
 
 def batchify(data: torch.Tensor, bsz: int) -> torch.Tensor:

@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lightning_template.errors import UserError
 from lightning_template.tasks.lm import corpus as text_corpus
 from lightning_template.tasks.lm.data import SyntheticTextDataModule, TextFilesDataModule
 from lightning_template.tasks.lm.synthetic import TopicProcess, unigram_nll
-
-from conftest import console_script, expect_user_error
+from lightning_template_core import UserError
+from lightning_template_core.testing import console_script, expect_user_error
 
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "far", "away", "and", "then", "came", "back", "home"]
 

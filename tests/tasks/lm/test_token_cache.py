@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from test_text_data import write_corpus
 
-from lightning_template.errors import UserError
 from lightning_template.tasks.lm import corpus as text_corpus
-
-from conftest import QUIET, max_abs_difference
+from lightning_template_core import UserError
+from lightning_template_core.testing import max_abs_difference
+from lightning_template_core.testing.runs import QUIET
 
 
 def read_plainly(root: Path) -> tuple[dict[str, list[int]], list[str]]:

@@ -11,16 +11,18 @@ import textwrap
 import pytest
 from hydra.utils import instantiate
 
-from lightning_template.command_line.hydra_command import compose_fit
 from lightning_template.tasks.sentences.grouping import LengthGroupedBatchSampler
+from lightning_template_core._command_line.hydra_command import compose_fit
+from lightning_template_core.testing import max_abs_difference, run_module
+from lightning_template_core.testing.runs import tiny_overrides
 
-from conftest import TINY_BY_TASK, max_abs_difference, run_module
+TINY = tiny_overrides(__file__)
 
 pytestmark = [pytest.mark.slow, pytest.mark.ddp]
 
 OBJECTIVES = {"next_word": "experiment=sentences_lm", "topic": "experiment=sentences_topic"}
 EXACT = [
-    *TINY_BY_TASK["sentences"],
+    *TINY,
     "trainer.precision=64-true",
     "trainer.accelerator=cpu",
     "trainer.deterministic=true",

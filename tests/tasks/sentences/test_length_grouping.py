@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lightning_template.batching.layout import BatchLayout
-from lightning_template.command_line.compose import check_command_line
-from lightning_template.command_line.settings import check_settings
-from lightning_template.errors import UserError
 from lightning_template.tasks.sentences.data import SyntheticSentenceDataModule
 from lightning_template.tasks.sentences.grouping import LengthGroupedBatchSampler, cut_by_count, cut_by_tokens
+from lightning_template_core import BatchLayout, UserError
+from lightning_template_core._command_line.compose import check_command_line
+from lightning_template_core._command_line.settings import check_settings
 
-from conftest import CONFIG_DIR
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
 
 LAYOUTS = [(1, 1), (2, 1), (1, 2), (2, 2), (4, 2)]  # (accumulate, devices)
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch.optim import SGD
 
-from lightning_template.batching.sampler import SampleKey
 from lightning_template.tasks.sentences.data import SentenceDataset, SyntheticSentenceDataModule
 from lightning_template.tasks.sentences.module import NextWordModel, TopicClassifier
 from lightning_template.tasks.sentences.net import PackedLSTM
+from lightning_template_core import SampleKey
 
 MODELS = {"next_word": NextWordModel, "topic": TopicClassifier}
 

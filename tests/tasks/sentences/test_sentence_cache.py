@@ -11,8 +11,8 @@ from test_sentence_files import write_folder
 
 from lightning_template.tasks.sentences import corpus as sentence_corpus
 from lightning_template.tasks.sentences.corpus import EOS, SPLIT_FILES, UNK, read_sentence_folder
-
-from conftest import QUIET, max_abs_difference
+from lightning_template_core.testing import max_abs_difference
+from lightning_template_core.testing.runs import QUIET
 
 
 def read_plainly(root: Path, labels: bool, max_length: int, vocab_size: int | None):

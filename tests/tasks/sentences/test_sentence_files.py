@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lightning_template.errors import UserError
 from lightning_template.tasks.sentences.corpus import EOS, UNK, read_sentence_folder
-
-from conftest import QUIET
+from lightning_template_core import UserError
+from lightning_template_core.testing.runs import QUIET
 
 TOPICS = {"sport": ["ball", "goal", "team", "match"], "food": ["bread", "soup", "salt", "cook"]}
 COMMON = ["the", "a", "was", "and", "of"]

@@ -8,13 +8,15 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from lightning_template.command_line.hydra_command import compose_fit
-from lightning_template.runs.trained import load_trained
+from lightning_template_core._command_line.hydra_command import compose_fit
+from lightning_template_core._runs.trained import load_trained
+from lightning_template_core.testing import console_script, expect_user_error
+from lightning_template_core.testing.runs import exported_round_trip, tiny_overrides
 
-from conftest import TINY_BY_TASK, console_script, expect_user_error, exported_round_trip
+TINY = tiny_overrides(__file__)
 
 # fitted("sentences") is the topic classifier (the task's tiny experiment); this is the next-word model
-NEXT_WORD = [*TINY_BY_TASK["sentences"], "experiment=sentences_lm", "trainer.max_epochs=1"]
+NEXT_WORD = [*TINY, "experiment=sentences_lm", "trainer.max_epochs=1"]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,7 @@ def test_predict_classifies_each_line_as_the_models_own_forward_pass_does(fitted
     assert sorted(rows) == sorted(names)
     assert "latin1.txt" in done.stderr and "1 unreadable input(s)" in " ".join(done.stderr.split())
 
-    cfg = compose_fit(TINY_BY_TASK["sentences"])
+    cfg = compose_fit(TINY)
     with open_dict(cfg):
         cfg.ckpt_path = str(checkpoint)
     model = load_trained(cfg).model
@@ -66,4 +68,4 @@ def test_generate_samples_a_sentence_reproducibly_and_only_from_the_next_word_mo
 @pytest.mark.parametrize("fmt", ["pt2", "onnx"])  # onnx: run in onnxruntime
 def test_export_round_trip_of_the_next_word_model_equals_the_checkpoint(next_word_run, tmp_path, fmt):
     # the classifier's round trip is the shared tests/test_export.py's, in every format
-    assert exported_round_trip(next_word_run, "sentences", fmt, tmp_path, NEXT_WORD) <= 1e-5
+    assert exported_round_trip(next_word_run, fmt, tmp_path, NEXT_WORD) <= 1e-5

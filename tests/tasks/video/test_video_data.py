@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_template.batching.sampler import EvalBatchSampler, SampleKey
-from lightning_template.errors import UserError
 from lightning_template.tasks.video.data import SyntheticVideoDataModule
 from lightning_template.tasks.video.synthetic import SLOTS, STEPS, make_synthetic_videos
+from lightning_template_core import EvalBatchSampler, SampleKey, UserError
 
 SMALL = {"num_train": 24, "num_val": 6, "num_test": 6, "global_batch_size": 8, "seed": 3}
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import exported_round_trip
+from lightning_template_core.testing.runs import exported_round_trip, tiny_overrides
+
+TINY = tiny_overrides(__file__)
 
 
 @pytest.mark.parametrize("fmt", ["pt2", "onnx"])  # onnx: run in onnxruntime
 def test_export_round_trip_equals_the_checkpoint(fitted, tmp_path, fmt):
-    assert exported_round_trip(fitted("video"), "video", fmt, tmp_path) <= 1e-5
+    assert exported_round_trip(fitted("video"), fmt, tmp_path, TINY) <= 1e-5

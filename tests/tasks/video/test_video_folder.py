@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 
-from lightning_template.command_line.hydra_command import compose_fit
-from lightning_template.errors import UserError
-from lightning_template.runs.assembly import describe_data
 from lightning_template.tasks.video.folder import VideoFolderFrames, index_folder
+from lightning_template_core import UserError
+from lightning_template_core._command_line.hydra_command import compose_fit
+from lightning_template_core._runs.assembly import describe_data
 
 av = pytest.importorskip("av")
 

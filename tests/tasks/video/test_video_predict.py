@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_template.batching.sampler import SampleKey
 from lightning_template.tasks.video import folder
 from lightning_template.tasks.video.clips import VideoClips
 from lightning_template.tasks.video.synthetic import make_synthetic_videos
+from lightning_template_core import SampleKey
+from lightning_template_core.testing import console_script
+from lightning_template_core.testing.runs import tiny_overrides, trained_model
 
-from conftest import console_script, trained_model
+TINY = tiny_overrides(__file__)
 
 av = pytest.importorskip("av")
 
@@ -42,7 +44,7 @@ def test_predict_gives_the_classes_of_the_models_own_forward_pass(fitted, tmp_pa
     rows = {row["input"]: row for row in csv.DictReader((tmp_path / "p.csv").open())}
     assert len(rows) == 3 and "broken.mp4" in done.stderr
 
-    trained, cfg = trained_model(checkpoint, "video")
+    trained, cfg = trained_model(checkpoint, TINY)
     clip_len, _, size, _ = trained.description.item_shape
     for i in range(3):
         path = inputs / f"video{i}.mp4"

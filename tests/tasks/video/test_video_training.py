@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import TINY_BY_TASK, max_abs_difference
+from lightning_template_core.testing import max_abs_difference
+from lightning_template_core.testing.runs import tiny_overrides
+
+TINY = tiny_overrides(__file__)
 
 pytestmark = pytest.mark.slow
 
 
 EXACT = [
-    *TINY_BY_TASK["video"],
+    *TINY,
     "model.net.norm=group",
     "model.net.dropout=0",
     "trainer.precision=64-true",

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightning_template.errors import UserError
-from lightning_template.files.downloads import md5_of
+from lightning_template_core import UserError, md5_of
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 MD5 = "c32a1d4ab5d03f1284b67883e8d87530"

@@ -9,15 +9,18 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from lightning_template.batching.data_description import DataDescription
-from lightning_template.batching.datamodule import FileDataModule, GlobalBatchDataModule
-from lightning_template.batching.loader import ResumableLoader
-from lightning_template.batching.validation_folds import Folds
-from lightning_template.errors import UserError
 from lightning_template.tasks.cnn import cifar10
 from lightning_template.tasks.cnn.dataset import ImageBatch, ImageDataset, normalise
 from lightning_template.tasks.cnn.image_folder import ImageFolder, read_image_folder
 from lightning_template.tasks.cnn.synthetic import CLASS_NAMES, make_synthetic_images
+from lightning_template_core import (
+    DataDescription,
+    FileDataModule,
+    Folds,
+    GlobalBatchDataModule,
+    ResumableLoader,
+    UserError,
+)
 
 # The rows of each split in the arrays that hold them: {split: (images, labels, rows)}
 Splits = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]

@@ -19,11 +19,17 @@ from pathlib import Path
 import numpy as np
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from lightning_template.batching.validation_folds import Folds
-from lightning_template.errors import UserError
-from lightning_template.files.array_cache import CacheWriter, cache_folder, cache_key, cached_arrays
-from lightning_template.files.class_folders import SPLITS, ClassFolders
 from lightning_template.tasks.cnn.image_files import IMAGE_EXTENSIONS, read_pixels
+from lightning_template_core import (
+    SPLITS,
+    CacheWriter,
+    ClassFolders,
+    Folds,
+    UserError,
+    cache_folder,
+    cache_key,
+    cached_arrays,
+)
 
 IMAGES = ClassFolders("image", IMAGE_EXTENSIONS)
 SHOWN_PROBLEMS = 20

@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from lightning_template.runs.task_inference import ExportSpec, TaskInference, visible_files
 from lightning_template.tasks.cnn import cifar10
 from lightning_template.tasks.cnn.image_files import read_pixels
+from lightning_template_core import ExportSpec, TaskInference, visible_files
 
 
 class ImageInference(TaskInference):

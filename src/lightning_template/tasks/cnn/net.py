@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from lightning_template.command_line.build_checks import check_dropout, check_sizes
-from lightning_template.nets.residual import BasicBlock, Norm, make_norm
+from lightning_template_core import BasicBlock, Norm, check_dropout, check_sizes, make_norm
 
 
 class SmallResNet(nn.Module):

@@ -5,7 +5,7 @@ line, words separated by spaces, rare words already replaced by ``<unk>``. Every
 ends with ``<eos>`` (as in pytorch/examples' ``Corpus``). The vocabulary comes from the
 training split, in order of first appearance; a word of valid or test that training
 never saw becomes ``<unk>``. Files are decoded as strict UTF-8
-(``lightning_template.files.text``): an undecodable byte or a control character (NUL
+(``lightning_template_core.iter_text_lines``): an undecodable byte or a control character (NUL
 included) is an error naming the file, line and column.
 """
 
@@ -22,10 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from lightning_template.errors import UserError
-from lightning_template.files.array_cache import CacheWriter, cache_folder, cache_key, cached_arrays
-from lightning_template.files.downloads import md5_of
-from lightning_template.files.text import iter_text_lines
+from lightning_template_core import (
+    CacheWriter,
+    UserError,
+    cache_folder,
+    cache_key,
+    cached_arrays,
+    iter_text_lines,
+    md5_of,
+)
 
 SPLIT_FILES = {"train": "train.txt", "valid": "valid.txt", "test": "test.txt"}
 EOS, UNK = "<eos>", "<unk>"

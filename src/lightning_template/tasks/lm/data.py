@@ -14,14 +14,18 @@ import numpy as np
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
-from lightning_template.batching.data_description import DataDescription
-from lightning_template.batching.datamodule import FileDataModule, GlobalBatchDataModule
-from lightning_template.batching.loader import ResumableLoader
-from lightning_template.command_line.build_checks import check_sizes, checked_splits
-from lightning_template.errors import UserError
 from lightning_template.tasks.lm import corpus as corpora
 from lightning_template.tasks.lm.streams import EvalStreamSampler, StreamBatchSampler, TokenStreams
 from lightning_template.tasks.lm.synthetic import TopicProcess, unigram_nll_of_counts
+from lightning_template_core import (
+    DataDescription,
+    FileDataModule,
+    GlobalBatchDataModule,
+    ResumableLoader,
+    UserError,
+    check_sizes,
+    checked_splits,
+)
 
 
 class TextDataModule(GlobalBatchDataModule):

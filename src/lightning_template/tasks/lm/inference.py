@@ -10,9 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lightning_template.errors import UserError
-from lightning_template.runs.task_inference import ExportSpec, Generated, TaskInference
 from lightning_template.tasks.lm.corpus import EOS, UNK
+from lightning_template_core import ExportSpec, Generated, TaskInference, UserError
 
 
 class StatefulStep(nn.Module):

@@ -9,12 +9,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lightning_template.batching.data_description import DataDescription
-from lightning_template.batching.distributed import gather_from_ranks, this_rank
 from lightning_template.tasks.lm.net import Hidden
 from lightning_template.tasks.lm.streams import TokenWindow
-from lightning_template.training.metrics import ExactMean
-from lightning_template.training.module import GlobalBatchModule, OptimizerFactory
+from lightning_template_core import (
+    DataDescription,
+    ExactMean,
+    GlobalBatchModule,
+    OptimizerFactory,
+    gather_from_ranks,
+    this_rank,
+)
 
 
 def _detached(hidden: Hidden) -> Hidden:

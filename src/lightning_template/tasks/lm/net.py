@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from lightning_template.command_line.build_checks import check_dropout, check_sizes
-from lightning_template.errors import UserError
+from lightning_template_core import UserError, check_dropout, check_sizes
 
 Hidden = tuple[Tensor, Tensor]
 

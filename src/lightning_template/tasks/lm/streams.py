@@ -18,10 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from lightning_template.batching.layout import BatchLayout
-from lightning_template.batching.loader import EpochPosition
-from lightning_template.batching.randomness import per_sample_uniforms
-from lightning_template.errors import UserError
+from lightning_template_core import BatchLayout, EpochPosition, UserError, per_sample_uniforms
 
 
 class StreamWindow(NamedTuple):
@@ -111,8 +108,8 @@ class TokenStreams(Dataset):
 class StreamBatchSampler(EpochPosition):
     """The training order: for each window, for each accumulation step, this rank's streams.
 
-    Satisfies :class:`~lightning_template.batching.loader.PositionedBatchSampler`, so a
-    :class:`~lightning_template.batching.loader.ResumableLoader` restarts it mid-epoch.
+    Satisfies :class:`~lightning_template_core.PositionedBatchSampler`, so a
+    :class:`~lightning_template_core.ResumableLoader` restarts it mid-epoch.
     Every rank yields ``windows x accumulate_grad_batches`` micro-batches per epoch, and
     Lightning's accumulation window is one time window across all micro-steps.
     """

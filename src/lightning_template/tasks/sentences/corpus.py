@@ -6,7 +6,7 @@ A line may start with a label and a tab (``sports<TAB>the match ended ...``); a
 classifier needs one on every line, a next-word model ignores them. Every sentence
 ends with ``<eos>``. The vocabulary is the training split's words, the most frequent
 first (``vocab_size`` caps it); any other word becomes ``<unk>``. Files are decoded as
-strict UTF-8 (``lightning_template.files.text``): an undecodable byte or a control
+strict UTF-8 (``lightning_template_core.iter_text_lines``): an undecodable byte or a control
 character is an error naming the file, line and column.
 """
 
@@ -19,9 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightning_template.errors import UserError
-from lightning_template.files.array_cache import CacheWriter, cache_folder, cache_key, cached_arrays
-from lightning_template.files.text import iter_text_lines
+from lightning_template_core import CacheWriter, UserError, cache_folder, cache_key, cached_arrays, iter_text_lines
 
 SPLIT_FILES = {"train": "train.txt", "val": "valid.txt", "test": "test.txt"}
 EOS, UNK = "<eos>", "<unk>"

@@ -19,13 +19,6 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
-from lightning_template.batching.data_description import DataDescription
-from lightning_template.batching.datamodule import FileDataModule, GlobalBatchDataModule
-from lightning_template.batching.layout import BatchLayout
-from lightning_template.batching.loader import ResumableLoader
-from lightning_template.batching.sampler import EvalBatchSampler, SampleKey
-from lightning_template.command_line.build_checks import check_sizes, checked_splits
-from lightning_template.errors import UserError
 from lightning_template.tasks.sentences.corpus import SentenceCorpus, Sentences, read_sentence_folder
 from lightning_template.tasks.sentences.grouping import (
     LengthGroupedBatchSampler,
@@ -35,6 +28,18 @@ from lightning_template.tasks.sentences.grouping import (
     length_order,
 )
 from lightning_template.tasks.sentences.synthetic import SentenceProcess
+from lightning_template_core import (
+    BatchLayout,
+    DataDescription,
+    EvalBatchSampler,
+    FileDataModule,
+    GlobalBatchDataModule,
+    ResumableLoader,
+    SampleKey,
+    UserError,
+    check_sizes,
+    checked_splits,
+)
 
 TOKEN_KEYS = ("data.global_batch_tokens", "data.micro_batch_tokens")
 

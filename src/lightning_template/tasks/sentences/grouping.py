@@ -22,10 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lightning_template.batching.layout import BatchLayout
-from lightning_template.batching.loader import EpochPosition
-from lightning_template.batching.randomness import KeyedPermutation
-from lightning_template.errors import UserError
+from lightning_template_core import BatchLayout, EpochPosition, KeyedPermutation, UserError
 
 
 class SentenceRequest(NamedTuple):
@@ -88,7 +85,7 @@ def cut_by_tokens(lengths: np.ndarray, tokens: int, seed: int) -> tuple[list[np.
 class LengthGroupedBatchSampler(EpochPosition):
     """This rank's micro-batches of length-grouped global batches; resumable at any global batch.
 
-    Follows the core's :class:`~lightning_template.batching.loader.PositionedBatchSampler`
+    Follows the core's :class:`~lightning_template_core.PositionedBatchSampler`
     protocol, so the core's resumable loader drives it and checkpoints its position.
     """
 

@@ -18,10 +18,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from lightning_template.errors import UserError
-from lightning_template.runs.task_inference import ExportSpec, Generated, TaskInference, visible_files
 from lightning_template.tasks.sentences.corpus import EOS, UNK, read_lines
 from lightning_template.tasks.sentences.module import NextWordModel, TopicClassifier
+from lightning_template_core import ExportSpec, Generated, TaskInference, UserError, visible_files
 
 PAD = -1  # fills a predict input's row after its sentence; its length is the count of the rest
 

@@ -20,11 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from lightning_template.batching.data_description import DataDescription
-from lightning_template.errors import UserError
 from lightning_template.tasks.sentences.data import SentenceBatch
-from lightning_template.training.metrics import ExactMean
-from lightning_template.training.module import GlobalBatchModule, OptimizerFactory
+from lightning_template_core import DataDescription, ExactMean, GlobalBatchModule, OptimizerFactory, UserError
 
 
 class SentenceModule(GlobalBatchModule):

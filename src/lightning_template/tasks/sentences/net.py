@@ -5,8 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
-from lightning_template.command_line.build_checks import check_dropout, check_sizes
-from lightning_template.errors import UserError
+from lightning_template_core import UserError, check_dropout, check_sizes
 
 
 class PackedLSTM(nn.Module):

@@ -18,8 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from lightning_template.batching.randomness import per_sample_uniforms
-from lightning_template.batching.sampler import SampleKey
+from lightning_template_core import SampleKey, per_sample_uniforms
 
 FrameOrder = Literal["kept", "shuffled"]
 

@@ -14,14 +14,17 @@ from abc import abstractmethod
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
-from lightning_template.batching.data_description import DataDescription
-from lightning_template.batching.datamodule import FileDataModule, GlobalBatchDataModule
-from lightning_template.batching.loader import ResumableLoader
-from lightning_template.batching.validation_folds import Folds
-from lightning_template.errors import UserError
 from lightning_template.tasks.video import folder as video_folder
 from lightning_template.tasks.video.clips import FrameOrder, FrameSource, InMemoryFrames, VideoClips
 from lightning_template.tasks.video.synthetic import CLASS_NAMES, FRAME_SIZE, make_synthetic_videos
+from lightning_template_core import (
+    DataDescription,
+    FileDataModule,
+    Folds,
+    GlobalBatchDataModule,
+    ResumableLoader,
+    UserError,
+)
 
 SPLITS = ("train", "val", "test")
 

@@ -22,9 +22,7 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
-from lightning_template.batching.validation_folds import Folds
-from lightning_template.errors import UserError
-from lightning_template.files.class_folders import ClassFolders
+from lightning_template_core import ClassFolders, Folds, UserError
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
 VIDEOS = ClassFolders("video", VIDEO_EXTENSIONS)

@@ -14,10 +14,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from lightning_template.batching.sampler import SampleKey
-from lightning_template.runs.task_inference import ExportSpec, TaskInference, visible_files
 from lightning_template.tasks.video import folder
 from lightning_template.tasks.video.clips import VideoClips
+from lightning_template_core import ExportSpec, SampleKey, TaskInference, visible_files
 
 
 class VideoInference(TaskInference):

@@ -10,10 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_template.batching.data_description import DataDescription
 from lightning_template.tasks.video.clips import ClipBatch
-from lightning_template.training.metrics import ExactMean
-from lightning_template.training.module import GlobalBatchModule, OptimizerFactory
+from lightning_template_core import DataDescription, ExactMean, GlobalBatchModule, OptimizerFactory
 
 
 class VideoClassifier(GlobalBatchModule):

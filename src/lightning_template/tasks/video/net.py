@@ -8,8 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from lightning_template.command_line.build_checks import check_dropout, check_sizes
-from lightning_template.nets.residual import BasicBlock, Norm, make_norm
+from lightning_template_core import BasicBlock, Norm, check_dropout, check_sizes, make_norm
 
 
 class VideoNet(nn.Module):
