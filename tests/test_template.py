@@ -186,8 +186,11 @@ def core_wheels(tmp_path_factory) -> Path:
 
 
 def build_wheel(source: Path, wheels: Path) -> None:
+    """A wheel of the core at ``source``, built from a copy (setuptools writes build/ beside the sources)."""
+    copy = wheels.parent / f"{wheels.name}-source-{source.name}"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("site", "build", "*.egg-info", "__pycache__"))
     pip = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir"]
-    subprocess.run([*pip, str(wheels), str(source)], check=True, capture_output=True)
+    subprocess.run([*pip, str(wheels), str(copy)], check=True, capture_output=True)
 
 
 def project_python(project: Path, wheels: Path, core: str = "lightning-template-core") -> Path:
@@ -259,7 +262,7 @@ def test_a_bake_takes_a_newer_core_by_raising_one_bound_and_keeps_its_own_edits(
     wheels = tmp_path / "wheels"
     build_wheel(ROOT / "core", wheels)
     core_b = tmp_path / "core-b"
-    shutil.copytree(ROOT / "core", core_b, ignore=shutil.ignore_patterns("site", "build", "*.egg-info"))
+    shutil.copytree(ROOT / "core", core_b, ignore=shutil.ignore_patterns("site", "build", "*.egg-info", "__pycache__"))
     init = core_b / "src" / "lightning_template_core" / "__init__.py"
     init.write_text(init.read_text().replace('__version__ = "0.2.0"', '__version__ = "0.2.1"'))
     fit_yaml = core_b / "src" / "lightning_template_core" / "configs" / "fit.yaml"

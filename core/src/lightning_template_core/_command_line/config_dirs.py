@@ -10,7 +10,7 @@ folder after it (:mod:`hydra_plugins.lightning_template_core_configs`). Standard
 from __future__ import annotations
 
 import os
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import entry_points
 from pathlib import Path
 
 ENTRY_POINT_GROUP = "lightning_template_core.configs"
@@ -42,18 +42,23 @@ def project_config_dirs() -> list[Path]:
 
 
 def registered_projects() -> dict[str, Path]:
-    """Every installed project's configs folder, by the name it registers."""
-    return {entry.name: _load(entry) for entry in entry_points(group=ENTRY_POINT_GROUP)}
+    """Every installed project's configs folder, by the name it registers.
 
-
-def _load(entry: EntryPoint) -> Path:
-    try:
-        return Path(entry.load()).resolve()
-    except (ImportError, AttributeError) as err:
-        raise SystemExit(
-            f"Error: the project {entry.name!r} registers its configs as {entry.value!r}, which cannot be loaded"
-            f" ({err}). Reinstall the project (make install, or pip install -e . in its checkout)."
-        ) from err
+    A registration whose module is gone (metadata left behind, or a project not importable in
+    this environment) is passed over where another project loads; alone, it is an error.
+    """
+    loaded, failures = {}, []
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded[entry.name] = Path(entry.load()).resolve()
+        except (ImportError, AttributeError) as err:
+            failures.append(
+                f"Error: the project {entry.name!r} registers its configs as {entry.value!r}, which cannot be loaded"
+                f" ({err}). Reinstall the project (make install, or pip install -e . in its checkout)."
+            )
+    if failures and not loaded:
+        raise SystemExit(failures[0])
+    return loaded
 
 
 def config_dirs() -> list[Path]:
