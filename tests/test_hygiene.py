@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src"
+SOURCES = (ROOT / "src", ROOT / "core" / "src")  # the project's tasks and the core library
 WORKFLOWS = ROOT / ".github" / "workflows"
 EXPORT_DOCS = ROOT / "docs" / "export.md"
 
@@ -125,8 +125,8 @@ def code_from_data(path: Path) -> list[str]:
 
 
 def source_files() -> list[Path]:
-    files = sorted(SRC.rglob("*.py"))
-    assert files, f"no Python files under {SRC}"
+    files = sorted(path for source in SOURCES for path in source.rglob("*.py"))
+    assert all(any(path.is_relative_to(source) for path in files) for source in SOURCES), "a source folder is empty"
     return files
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from lightning_template_core._errors import UserError
-from lightning_template_core._runs.lr_scaling import scaled_lr
+from lightning_template_core._training.lr_scaling import scaled_lr
 
 from conftest import TINY
 

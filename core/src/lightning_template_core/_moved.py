@@ -27,7 +27,7 @@ FLAT = {
     "trained": "_runs.trained",
     "inference": "_runs.task_inference",
     "evaluation": "_runs.split_metrics",
-    "lr_scaling": "_runs.lr_scaling",
+    "lr_scaling": "_training.lr_scaling",
     "data_description": "_batching.data_description",
     "monitor_history": "_callbacks.monitor_history",
     "rank_agreement": "_callbacks.rank_agreement",

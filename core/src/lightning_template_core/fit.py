@@ -15,7 +15,6 @@ from typing import Any
 import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig
 
@@ -24,10 +23,13 @@ from lightning_template_core._checkpointing.foreign_weights import refuse_foreig
 from lightning_template_core._command_line.hydra_command import hydra_command
 from lightning_template_core._command_line.tables import print_summary
 from lightning_template_core._files.atomic import atomic_write_text
+from lightning_template_core._reporting import RankZeroLogger
 from lightning_template_core._runs.assembly import Run, build_run
 from lightning_template_core._runs.run_record import RunRecord
 from lightning_template_core._runs.split_metrics import scalar, split_metrics
 from lightning_template_core._stop_before_training import install as install_stop_handlers
+
+log = RankZeroLogger(__name__)
 
 
 def _start(cfg: DictConfig, run: Run, output_dir: Path) -> ResumePoint | None:
@@ -38,7 +40,7 @@ def _start(cfg: DictConfig, run: Run, output_dir: Path) -> ResumePoint | None:
         checkpoint = torch.load(resume.path, map_location="cpu", mmap=True, weights_only=True)
         refuse_foreign_weights(checkpoint, run.model, resume.path, cfg.get("experiment_name"))
     if resume is None and cfg.get("ckpt_path") == CONTINUE and not _run_dir_given():
-        rank_zero_warn(
+        log.warning(
             f"ckpt_path=last looked in {output_dir}, a new timestamped directory: to continue an earlier run,"
             " give its directory as hydra.run.dir=<run dir>."
         )

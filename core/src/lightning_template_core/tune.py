@@ -35,15 +35,17 @@ from typing import Any
 import lightning.pytorch as L
 import yaml
 from lightning.pytorch.tuner import Tuner
-from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lightning_template_core._batching.layout import BatchLayout
 from lightning_template_core._command_line.hydra_command import CONFIG_DIR, hydra_command
 from lightning_template_core._errors import UserError
 from lightning_template_core._files.atomic import atomic_write_text
+from lightning_template_core._reporting import RankZeroLogger
 from lightning_template_core._runs.assembly import build_run
 from lightning_template_core._stop_before_training import install as install_stop_handlers
+
+log = RankZeroLogger(__name__)
 
 ONE_DEVICE = {"devices": 1, "num_nodes": 1, "strategy": "auto"}
 
@@ -74,7 +76,7 @@ def _one_device_config(cfg: DictConfig, **data: Any) -> DictConfig:
     """A copy of ``cfg`` for one device, without loggers and checkpoints (the finders keep nothing)."""
     changed = {key: cfg.trainer[key] for key in ONE_DEVICE if cfg.trainer[key] != ONE_DEVICE[key]}
     if changed:
-        rank_zero_info(f"tune runs on one device: overriding trainer {changed} with {ONE_DEVICE}")
+        log.info(f"tune runs on one device: overriding trainer {changed} with {ONE_DEVICE}")
     tuned = cfg.copy()
     with open_dict(tuned):
         tuned.trainer.update(ONE_DEVICE, accumulate_grad_batches=None, enable_checkpointing=False)

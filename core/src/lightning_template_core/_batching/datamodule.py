@@ -10,7 +10,6 @@ from typing import Any, NamedTuple
 import lightning.pytorch as L
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_template_core._batching.data_description import DataDescription
@@ -18,6 +17,9 @@ from lightning_template_core._batching.layout import BatchLayout
 from lightning_template_core._batching.loader import PositionedBatchSampler, ResumableLoader
 from lightning_template_core._batching.sampler import EvalBatchSampler, OrderPreservingBatchSampler
 from lightning_template_core._errors import UserError
+from lightning_template_core._reporting import RankZeroLogger
+
+log = RankZeroLogger(__name__)
 
 
 def keep_batch(batch):
@@ -146,7 +148,7 @@ class GlobalBatchDataModule(L.LightningDataModule):
         sampler = OrderPreservingBatchSampler(
             len(dataset), layout, rank, seed=self.seed, shuffle=self.training_shuffle(), **sampler_kwargs
         )
-        rank_zero_info(f"Training data: {sampler.describe()}")
+        log.info(f"Training data: {sampler.describe()}")
         return self.resumable_loader(dataset, sampler, StampGlobalItems(layout.global_batch_size))
 
     def resumable_loader(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import lightning.pytorch as L
-from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_template_core._batching.distributed import gather_from_ranks
 from lightning_template_core._errors import UserError
+from lightning_template_core._reporting import RankZeroLogger
+
+log = RankZeroLogger(__name__)
 
 
 def check_ranks_agree(learning_rates_by_rank: list[list[float]]) -> None:
@@ -34,4 +36,4 @@ class RanksAgree(L.Callback):
         by_rank = gather_from_ranks(rates)
         check_ranks_agree(by_rank)
         if len(by_rank) > 1:
-            rank_zero_info(f"Learning rate {', '.join(f'{r:.6g}' for r in rates)} on all {len(by_rank)} ranks")
+            log.info(f"Learning rate {', '.join(f'{r:.6g}' for r in rates)} on all {len(by_rank)} ranks")

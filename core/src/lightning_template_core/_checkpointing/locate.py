@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_template_core._errors import UserError
+from lightning_template_core._reporting import RankZeroLogger
+
+log = RankZeroLogger(__name__)
 
 CONTINUE = "last"
 
@@ -62,7 +64,7 @@ def newest_resume_point(run_dir: Path) -> ResumePoint | None:
         return None
     best = max(points, key=lambda point: (point.global_step, point.path.stat().st_mtime))
     for path, err in damaged:
-        rank_zero_warn(f"Skipping the damaged checkpoint {path} ({err}); continuing from {best.path} instead.")
+        log.warning(f"Skipping the damaged checkpoint {path} ({err}); continuing from {best.path} instead.")
     return best
 
 
@@ -84,9 +86,9 @@ def resolve_resume_point(ckpt_path: str | None, run_dir: Path, check_run_dir: bo
                 partial.unlink(missing_ok=True)
         point = newest_resume_point(run_dir)
         if point is None:
-            rank_zero_info(f"ckpt_path=last: no checkpoint in {run_dir / 'checkpoints'} yet, starting from scratch.")
+            log.info(f"ckpt_path=last: no checkpoint in {run_dir / 'checkpoints'} yet, starting from scratch.")
         else:
-            rank_zero_info(f"ckpt_path=last: continuing from {point.path} (step {point.global_step}).")
+            log.info(f"ckpt_path=last: continuing from {point.path} (step {point.global_step}).")
         return point
     point = None if ckpt_path is None else read_resume_point(Path(ckpt_path).expanduser())
     if check_run_dir:

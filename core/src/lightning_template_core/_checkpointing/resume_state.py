@@ -7,11 +7,13 @@ from typing import Any
 import lightning.pytorch as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_template_core._batching.distributed import gather_from_ranks, this_rank
 from lightning_template_core._checkpointing.run_checkpoint import epoch_done
 from lightning_template_core._errors import UserError
+from lightning_template_core._reporting import RankZeroLogger
+
+log = RankZeroLogger(__name__)
 
 # Lightning's loop counters that count micro-batches (the rest count optimizer steps or epochs).
 MICRO_BATCH_COUNTERS = ("epoch_loop.batch_progress",)
@@ -123,7 +125,7 @@ class ResumeState(Callback):
         if old_accumulate != trainer.accumulate_grad_batches and "loops" in checkpoint:
             rescale_micro_batch_counters(checkpoint["loops"], old_accumulate, trainer.accumulate_grad_batches)
         if (old_accumulate, old_world) != (trainer.accumulate_grad_batches, trainer.world_size):
-            rank_zero_info(
+            log.info(
                 f"Resuming on another layout: the checkpoint was written with {old_world} process(es) x accumulate"
                 f" {old_accumulate}, this run has {trainer.world_size} x {trainer.accumulate_grad_batches}. The"
                 " global batches continue unchanged."
@@ -132,7 +134,7 @@ class ResumeState(Callback):
         if len(states) == trainer.world_size:
             self._rng_state_to_restore = states[this_rank()]
         elif states:
-            rank_zero_warn(
+            log.warning(
                 f"The checkpoint holds the RNG streams of {len(states)} process(es) and this run has"
                 f" {trainer.world_size}: random draws inside the model (dropout) continue from fresh streams, so"
                 " weights will differ from an uninterrupted run unless dropout is 0."

@@ -8,9 +8,11 @@ from typing import Any
 
 import lightning.pytorch as L
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.utilities import rank_zero_warn
 
 from lightning_template_core._files.atomic import atomic_write
+from lightning_template_core._reporting import RankZeroLogger
+
+log = RankZeroLogger(__name__)
 
 
 def at_step_boundary(trainer: L.Trainer) -> bool:
@@ -116,7 +118,7 @@ class RunCheckpoint(ModelCheckpoint):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not at_step_boundary(trainer):
-            rank_zero_warn(
+            log.warning(
                 "No checkpoint at this validation: it falls inside an accumulation window (set"
                 " trainer.val_check_interval to a multiple of the accumulation to checkpoint there)."
             )

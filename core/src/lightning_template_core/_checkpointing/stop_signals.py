@@ -12,7 +12,6 @@ from typing import Any
 import lightning.pytorch as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_template_core._batching.distributed import is_distributed
 from lightning_template_core._checkpointing.run_checkpoint import (
@@ -22,6 +21,9 @@ from lightning_template_core._checkpointing.run_checkpoint import (
     validation_follows,
 )
 from lightning_template_core._errors import RunStopped
+from lightning_template_core._reporting import RankZeroLogger
+
+log = RankZeroLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
@@ -142,7 +144,7 @@ class StopOnSignal(Callback):
             path = os.path.join(trainer.default_root_dir, "checkpoints", "last.ckpt")
             trainer.save_checkpoint(path)
         if signum == signal.SIGUSR1 and trainer.is_global_zero:
-            rank_zero_info(requeue_slurm_job())
+            log.info(requeue_slurm_job())
         raise RunStopped(signal.Signals(signum).name, trainer.global_step, path)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

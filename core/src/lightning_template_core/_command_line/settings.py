@@ -27,8 +27,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lightning_template_core._command_line.optional_packages import check_logger_packages
 from lightning_template_core._errors import UserError
-from lightning_template_core._runs.lr_scaling import CHOICES as LR_SCALING_CHOICES
 from lightning_template_core._training.declared_metrics import training_metrics, validation_metrics
+from lightning_template_core._training.lr_scaling import CHOICES as LR_SCALING_CHOICES
 from lightning_template_core._verification.causes import CAUSES
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -35,10 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_template_core._errors import UserError
 from lightning_template_core._files.atomic import atomic_write_text
+from lightning_template_core._files.file_lock import held_exclusively
+from lightning_template_core._reporting import RankZeroLogger
+
+log = RankZeroLogger(__name__)
 
 FORMAT = 1  # bump when the layout of a cache changes: old caches are then never read
 MANIFEST = "manifest.json"
@@ -58,7 +60,7 @@ def cache_folder(cache_dir: str | Path | None, root: Path) -> Path:
                 return folder
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lightning-template"
     _writable_or_refuse(base, f"the per-user cache folder (data.root={root} is not writable)")
-    rank_zero_info(f"Data cache: data.root={root} is not writable, so the cache is under {base} (data.cache_dir)")
+    log.info(f"Data cache: data.root={root} is not writable, so the cache is under {base} (data.cache_dir)")
     return base
 
 
@@ -133,14 +135,14 @@ def cached_arrays(
     beside them; ``what`` names the data in the log ("image folder /data/pets").
     """
     target = folder / f"{name}-{key}"
-    with _locked(folder / f".{name}-{key}.lock"):
+    with held_exclusively(folder / f".{name}-{key}.lock"):
         problem = _damage(target)
         if problem is None:
             return _open(target)
         if problem != "missing":
-            rank_zero_info(f"Data cache {target} is damaged ({problem}): building it again")
+            log.info(f"Data cache {target} is damaged ({problem}): building it again")
             shutil.rmtree(target, ignore_errors=True)
-        rank_zero_info(f"Data cache: decoding {what} once into {target}")
+        log.info(f"Data cache: decoding {what} once into {target}")
         partial = folder / f".{name}-{key}.partial-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
         try:
@@ -165,17 +167,6 @@ def cached_arrays(
         finally:
             shutil.rmtree(partial, ignore_errors=True)
         return _open(target)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` for the build-or-read: other processes wait here."""
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _damage(folder: Path) -> str | None:

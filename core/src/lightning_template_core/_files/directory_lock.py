@@ -17,7 +17,6 @@ and runs unguarded.
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import shlex
@@ -27,9 +26,11 @@ import time
 from pathlib import Path
 from typing import IO
 
-from lightning.pytorch.utilities import rank_zero_warn
-
 from lightning_template_core._errors import UserError
+from lightning_template_core._files.file_lock import try_lock, unlock
+from lightning_template_core._reporting import RankZeroLogger
+
+log = RankZeroLogger(__name__)
 
 LOCK_NAME = ".lock"
 _UNSUPPORTED = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL}
@@ -57,12 +58,10 @@ def _describe(record: str) -> str:
 
 def _holder_of(handle: IO[str]) -> str:
     """Who holds the lock ``handle`` could not take: a fit (exclusive, its record in the file) or readers."""
-    try:
-        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)  # taken only if no fit holds it
-    except BlockingIOError:
+    if not try_lock(handle, shared=True):  # taken only if no fit holds it
         handle.seek(0)
         return _describe(handle.read())
-    fcntl.flock(handle, fcntl.LOCK_UN)
+    unlock(handle)
     return "a command using its trained model (evaluate, predict, generate or export)"
 
 
@@ -81,23 +80,23 @@ def hold_run_directory(run_dir: Path, shared: bool = False, setting: str = "hydr
             f" as {setting}=<folder>."
         ) from err
     try:
-        fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-    except BlockingIOError:
+        taken = try_lock(handle, shared)
+    except OSError as err:
+        handle.close()
+        if err.errno not in _UNSUPPORTED:
+            raise
+        log.warning(
+            f"{run_dir} is on a file system without locks ({err.strerror}): nothing stops a second process"
+            " from writing this run directory at the same time."
+        )
+        return
+    if not taken:
         holder = _holder_of(handle)
         handle.close()
         raise UserError(
             f"{setting}={run_dir} is in use by {holder}: one process at a time writes a run directory. Wait"
             f" for it to end (or stop it), or give this command another {setting}. Nothing was changed there."
-        ) from None
-    except OSError as err:
-        handle.close()
-        if err.errno not in _UNSUPPORTED:
-            raise
-        rank_zero_warn(
-            f"{run_dir} is on a file system without locks ({err.strerror}): nothing stops a second process"
-            " from writing this run directory at the same time."
         )
-        return
     if not shared:
         handle.seek(0)
         handle.truncate()
@@ -119,13 +118,12 @@ def wait_until_free(run_dir: Path, timeout: float, poll: float = 0.5) -> bool:
     with path.open("a+") as handle:
         while True:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    return False
-                time.sleep(poll)
+                taken = try_lock(handle)
             except OSError as err:
                 return err.errno in _UNSUPPORTED  # no locks there: nothing to wait for
-            else:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+            if taken:
+                unlock(handle)
                 return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(poll)

@@ -16,7 +16,6 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
-from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_template_core._batching.data_description import DataDescription
@@ -28,8 +27,11 @@ from lightning_template_core._callbacks.rank_agreement import RanksAgree
 from lightning_template_core._checkpointing import AtomicCheckpointIO, ReportLostRank, ResumeState, StopOnSignal
 from lightning_template_core._checkpointing.epoch_end_resume import use_epoch_end_resuming_loop
 from lightning_template_core._errors import UserError
-from lightning_template_core._runs.lr_scaling import scaled_lr
+from lightning_template_core._reporting import RankZeroLogger
 from lightning_template_core._runs.tracker_continuity import continue_tracker_runs
+from lightning_template_core._training.lr_scaling import scaled_lr
+
+log = RankZeroLogger(__name__)
 
 
 @dataclass
@@ -117,7 +119,7 @@ def _model_config(cfg: DictConfig, global_batch_size: int) -> DictConfig:
         how = f"lr_scaling={rule}" + (
             f" from global batch {reference} to {global_batch_size}" if lr != configured else ""
         )
-        rank_zero_info(f"Learning rate: {lr:.6g} (model.optimizer.lr {configured:g}, {how})")
+        log.info(f"Learning rate: {lr:.6g} (model.optimizer.lr {configured:g}, {how})")
     return model_cfg
 
 
@@ -174,5 +176,5 @@ def build_run(cfg: DictConfig, trained: DataDescription | None = None, **trainer
     layout = datamodule.resolve_layout(trainer.world_size, cfg.trainer.get("accumulate_grad_batches"))
     trainer.accumulate_grad_batches = layout.accumulate_grad_batches
     _check_window_limits(trainer, layout)
-    rank_zero_info(f"Batch layout: {layout.describe()}")
+    log.info(f"Batch layout: {layout.describe()}")
     return Run(datamodule, model, trainer, layout)

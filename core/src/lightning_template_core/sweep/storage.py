@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import fcntl
 import hashlib
 import warnings
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
 
 from lightning_template_core._errors import UserError
+from lightning_template_core._files.file_lock import held_exclusively
 
 DB_NAME = "study.db"
 JOURNAL_PREFIX = "journal:"
@@ -121,9 +121,8 @@ class FileLock(StudyLock):
 
     @contextlib.contextmanager
     def held(self, study_name: str) -> Iterator[None]:
-        with self.path.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            yield  # closing the file releases the lock
+        with held_exclusively(self.path):
+            yield
 
 
 class JournalLock(StudyLock):
