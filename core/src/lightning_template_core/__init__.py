@@ -28,6 +28,7 @@ _EXPORTS = {
     "GlobalBatchDataModule": "_batching.datamodule",
     "FileDataModule": "_batching.datamodule",
     "DataDescription": "_batching.data_description",
+    "keep_batch": "_batching.datamodule",
     "BatchLayout": "_batching.layout",
     "ResumableLoader": "_batching.loader",
     "EpochPosition": "_batching.loader",
@@ -82,7 +83,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and the API reference (mkdocstrings reads these statically)
     from lightning_template_core._batching.data_description import DataDescription
-    from lightning_template_core._batching.datamodule import FileDataModule, GlobalBatchDataModule
+    from lightning_template_core._batching.datamodule import FileDataModule, GlobalBatchDataModule, keep_batch
     from lightning_template_core._batching.distributed import gather_from_ranks, this_rank
     from lightning_template_core._batching.layout import BatchLayout
     from lightning_template_core._batching.loader import EpochPosition, PositionedBatchSampler, ResumableLoader

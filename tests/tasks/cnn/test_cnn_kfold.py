@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from lightning_template.tasks.cnn.data import SyntheticImageDataModule
-from lightning_template_core.sweep.storage import default_url
 from lightning_template_core.testing import run_module
+from lightning_template_core.testing.runs import sweep_storage_url as default_url
 from lightning_template_core.testing.runs import tiny_overrides
 
 TINY = tiny_overrides(__file__)

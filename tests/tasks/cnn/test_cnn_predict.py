@@ -9,9 +9,8 @@ import torch
 from PIL import Image
 
 from lightning_template.tasks.cnn.synthetic import make_synthetic_images
-from lightning_template_core._runs.task_inference import inference_for
 from lightning_template_core.testing import console_script, expect_user_error
-from lightning_template_core.testing.runs import tiny_overrides, trained_model
+from lightning_template_core.testing.runs import inference_for, tiny_overrides, trained_model
 
 TINY = tiny_overrides(__file__)
 

@@ -17,11 +17,16 @@ from lightning_template.tasks.cnn.data import ImageFolderDataModule
 from lightning_template.tasks.cnn.image_files import read_pixels
 from lightning_template.tasks.cnn.image_folder import read_image_folder
 from lightning_template_core import UserError, cached_arrays
-from lightning_template_core._command_line.hydra_command import compose_fit
-from lightning_template_core._runs.assembly import describe_data
-from lightning_template_core._verification.layouts import keep_every
 from lightning_template_core.testing import max_abs_difference, run_module
-from lightning_template_core.testing.runs import QUIET, identical, run_to_end, weights
+from lightning_template_core.testing.runs import (
+    QUIET,
+    compose_fit,
+    describe_data,
+    identical,
+    keep_every,
+    run_to_end,
+    weights,
+)
 
 # Each class is a colour; in greyscale modes its luminance (red 80, green 135, blue 46) tells it too.
 COLOURS = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from lightning_template_core._verification.layouts import keep_every
-from lightning_template_core.testing.runs import checkpoint, identical, run_to_end, tiny_overrides, weights
+from lightning_template_core.testing.runs import checkpoint, identical, keep_every, run_to_end, tiny_overrides, weights
 
 TINY = tiny_overrides(__file__)
 SHIPPED = [*TINY, "data.global_batch_size=16", "test_after_fit=false"]

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from lightning_template.tasks.lm.streams import EvalStreamSampler, StreamBatchSampler, TokenStreams
-from lightning_template_core import BatchLayout, ResumableLoader, UserError
-from lightning_template_core._batching.datamodule import keep_batch
+from lightning_template_core import BatchLayout, ResumableLoader, UserError, keep_batch
 
 
 def batchify(data: torch.Tensor, bsz: int) -> torch.Tensor:

@@ -12,9 +12,8 @@ import pytest
 from hydra.utils import instantiate
 
 from lightning_template.tasks.sentences.grouping import LengthGroupedBatchSampler
-from lightning_template_core._command_line.hydra_command import compose_fit
 from lightning_template_core.testing import max_abs_difference, run_module
-from lightning_template_core.testing.runs import tiny_overrides
+from lightning_template_core.testing.runs import compose_fit, tiny_overrides
 
 TINY = tiny_overrides(__file__)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,10 +10,7 @@ import pytest
 from lightning_template.tasks.sentences.data import SyntheticSentenceDataModule
 from lightning_template.tasks.sentences.grouping import LengthGroupedBatchSampler, cut_by_count, cut_by_tokens
 from lightning_template_core import BatchLayout, UserError
-from lightning_template_core._command_line.compose import check_command_line
-from lightning_template_core._command_line.settings import check_settings
-
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
+from lightning_template_core.testing.runs import check_overrides
 
 LAYOUTS = [(1, 1), (2, 1), (1, 2), (2, 2), (4, 2)]  # (accumulate, devices)
 
@@ -132,5 +128,5 @@ def test_a_token_budget_that_is_not_an_integer_is_refused_before_anything_is_bui
     overrides = ["experiment=sentences", "data.global_batch_size=null", f"data.global_batch_tokens={value}"]
     refused = rf"data\.global_batch_tokens={re.escape(value)} has the wrong type.*an integer"
     with pytest.raises(UserError, match=refused):
-        check_command_line(str(CONFIG_DIR), "fit", overrides, check_settings)
-    check_command_line(str(CONFIG_DIR), "fit", [*overrides[:2], "data.global_batch_tokens=2048"], check_settings)
+        check_overrides("fit", overrides)
+    check_overrides("fit", [*overrides[:2], "data.global_batch_tokens=2048"])

@@ -8,10 +8,8 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from lightning_template_core._command_line.hydra_command import compose_fit
-from lightning_template_core._runs.trained import load_trained
 from lightning_template_core.testing import console_script, expect_user_error
-from lightning_template_core.testing.runs import exported_round_trip, tiny_overrides
+from lightning_template_core.testing.runs import compose_fit, exported_round_trip, load_trained, tiny_overrides
 
 TINY = tiny_overrides(__file__)
 

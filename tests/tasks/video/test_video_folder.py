@@ -10,8 +10,7 @@ from hydra.utils import instantiate
 
 from lightning_template.tasks.video.folder import VideoFolderFrames, index_folder
 from lightning_template_core import UserError
-from lightning_template_core._command_line.hydra_command import compose_fit
-from lightning_template_core._runs.assembly import describe_data
+from lightning_template_core.testing.runs import compose_fit, describe_data
 
 av = pytest.importorskip("av")
 

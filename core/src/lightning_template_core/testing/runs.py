@@ -13,9 +13,36 @@ import torch
 import yaml
 from omegaconf import DictConfig, open_dict
 
-from lightning_template_core._command_line.hydra_command import compose_fit
+from lightning_template_core._command_line.compose import check_command_line
+from lightning_template_core._command_line.hydra_command import CONFIG_DIR, compose_fit
+from lightning_template_core._command_line.settings import check_settings
+from lightning_template_core._runs.assembly import describe_data
 from lightning_template_core._runs.task_inference import inference_for
 from lightning_template_core._runs.trained import TrainedModel, load_trained
+from lightning_template_core._verification.layouts import keep_every
+from lightning_template_core.sweep.storage import default_url as sweep_storage_url
+
+# what a task's tests may use of the core beyond its public API, kept here so that they never import a private module
+__all__ = [
+    "QUIET",
+    "check_overrides",
+    "checkpoint",
+    "compose_fit",
+    "describe_data",
+    "exported_round_trip",
+    "identical",
+    "inference_for",
+    "keep_every",
+    "load_trained",
+    "quiet_trainer",
+    "run_exported",
+    "run_to_end",
+    "sweep_storage_url",
+    "tiny_overrides",
+    "trained_model",
+    "verify",
+    "weights",
+]
 from lightning_template_core.testing.commands import Completed, console_script, run_command
 
 # a run's console without the progress bar and the model summary: what a test reads is the rest
@@ -27,6 +54,11 @@ def tiny_overrides(beside: str | Path) -> list[str]:
     path = Path(beside)
     path = path if path.name.endswith(".yaml") else path.with_name("tiny.yaml")
     return [*(yaml.safe_load(path.read_text()) or {}).get("overrides", []), *QUIET]
+
+
+def check_overrides(command: str, overrides: list[str]) -> None:
+    """The command line of ``command`` composed and checked as the command checks it (a UserError if wrong)."""
+    check_command_line(str(CONFIG_DIR), command, list(overrides), check_settings)
 
 
 def run_to_end(run_dir: Path, *overrides: str) -> Completed:
