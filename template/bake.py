@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import functools
 import json
 import os
 import re
@@ -292,10 +293,27 @@ def bake(source: Path, target: Path, options: Options) -> list[Path]:
         shutil.copymode(source / relative, destination)
         written.append(destination)
     written.append(record_for_cruft(source, target, options))
+    unlink_pages_left_behind(target)
     tidy(target)
     check_no_leftovers(target)
     check_no_task_words(target, left_out, options)
     return written
+
+
+MARKDOWN_LINK = re.compile(r"\[([^\]]+)\]\((?!https?:|mailto:|#)([^)#\s]+)(#[^)\s]*)?\)")
+
+
+def unlink_pages_left_behind(target: Path) -> None:
+    """Links of the baked Markdown to pages that stay in this repository (the core's docs) become their text."""
+    for page in target.rglob("*.md"):
+        text = page.read_text()
+        unlinked = MARKDOWN_LINK.sub(functools.partial(_kept_or_text, page.parent), text)
+        if unlinked != text:
+            page.write_text(unlinked)
+
+
+def _kept_or_text(folder: Path, link: re.Match) -> str:
+    return link.group(0) if (folder / link.group(2)).exists() else link.group(1)
 
 
 def record_for_cruft(source: Path, target: Path, options: Options) -> Path:

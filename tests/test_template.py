@@ -26,6 +26,7 @@ from conftest import ROOT
 sys.path.insert(0, str(ROOT / "template"))
 from bake import (
     LEFTOVERS,
+    MARKDOWN_LINK,
     PACKAGE,
     TASKS,
     Options,
@@ -83,6 +84,8 @@ def test_bake_keeps_the_chosen_tasks_renamed_and_nothing_else(cookies, bake_name
     assert cruft["directory"] == "template" and cruft["context"]["cookiecutter"]["tasks"] == ",".join(tasks)
     for path, text in files.items():
         assert not LEFTOVERS.search(text), f"{path}: {LEFTOVERS.search(text).group(0)!r}"
+        for link in MARKDOWN_LINK.finditer(text) if path.endswith(".md") else ():
+            assert (project / path).parent.joinpath(link.group(2)).exists(), f"{path}: a dead link {link.group(0)}"
         assert "template" not in text.lower().replace("lightning-template-core", "").replace(
             "lightning_template_core", ""
         ), f"{path} mentions the template"

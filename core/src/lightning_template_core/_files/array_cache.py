@@ -58,7 +58,7 @@ def cache_folder(cache_dir: str | Path | None, root: Path) -> Path:
             folder.mkdir(exist_ok=True)
             if os.access(folder, os.W_OK):
                 return folder
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lightning-template"
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lightning-template-core"
     _writable_or_refuse(base, f"the per-user cache folder (data.root={root} is not writable)")
     log.info(f"Data cache: data.root={root} is not writable, so the cache is under {base} (data.cache_dir)")
     return base
