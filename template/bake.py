@@ -341,7 +341,7 @@ def record_for_cruft(source: Path, target: Path, options: Options) -> Path:
         "checkout": None,
         "context": {"cookiecutter": answers},
         "directory": "template",
-        "skip": [".git", ".venv"],
+        "skip": [".git", ".venv", CRUFT_RECORD],  # cruft keeps its own record
     }
     path = target / CRUFT_RECORD
     path.write_text(json.dumps(record, indent=2) + "\n")

@@ -297,3 +297,45 @@ def test_a_bake_takes_a_newer_core_by_raising_one_bound_and_keeps_its_own_edits(
     assert version == "0.2.1"
     assert_passed(run_project_tests(project, python, "not slow"))
     assert module.read_text() == edited
+
+
+def git(folder: Path, *arguments: str) -> None:
+    identity = ["-c", "user.email=test@example.invalid", "-c", "user.name=test"]
+    subprocess.run(["git", *identity, *arguments], cwd=folder, check=True, capture_output=True)
+
+
+def test_cruft_update_brings_the_templates_later_changes_and_keeps_the_projects_edits(tmp_path):
+    """A bake records what cruft needs: two later changes of the template to a file the project owns arrive by
+    `cruft update`, the project's own edit of its task stays, and `cruft check` is clean after each."""
+    template = tmp_path / "template-repository"
+    for relative in source_files(ROOT):  # this working tree, as a repository of its own
+        (template / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / relative, template / relative)
+    git(template, "init", "-q")
+    git(template, "add", "-A")
+    git(template, "commit", "-qm", "template")
+    cookiecutter = Path(sys.executable).with_name("cookiecutter")
+    bake_command = [str(cookiecutter), "--no-input", str(template), "--directory", "template", "tasks=lm"]
+    subprocess.run([*bake_command, "-o", str(tmp_path)], check=True, capture_output=True)
+    project = tmp_path / "my-project"
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "bake")
+    module = project / "src" / "my_project" / "tasks" / "lm" / "module.py"
+    module.write_text(module.read_text() + "# the project's own change\n")
+    git(project, "commit", "-qam", "our edit")
+    cruft = str(Path(sys.executable).with_name("cruft"))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    for change in ("A first line the template adds later.", "A second one."):
+        page = template / "docs" / "tasks" / "lm.md"
+        page.write_text(page.read_text() + change + "\n")
+        git(template, "commit", "-qam", change)
+        done = subprocess.run([cruft, "update", "-y"], cwd=project, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert (project / "docs" / "tasks" / "lm.md").read_text().endswith(change + "\n")
+        assert not list(project.rglob("*.rej")), "cruft could not apply the template's change"
+        git(project, "add", "-A")
+        git(project, "commit", "-qm", f"cruft update: {change}")
+        checked = subprocess.run([cruft, "check"], cwd=project, env=env, capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout[-3000:]
+    assert module.read_text().endswith("# the project's own change\n")
