@@ -128,3 +128,12 @@ def test_a_checkpoint_of_another_task_placed_in_a_run_directory_names_the_experi
     done = console_script(command, f"ckpt_path={placed}", check=False)
     expect_user_error(done, f"was written by experiment={OTHER_TASK}", f"is of experiment={TASK}")
     assert files_of(run.run_dir) == before
+
+
+def test_a_quoted_checkpoint_path_with_a_space_is_read_as_hydra_reads_it(fitted, shared_runs, tmp_path):
+    """``'ckpt_path="<run dir>/checkpoints/last.ckpt"'``, as a path with a space must be given: the run's own
+    config is found (its network), the metrics are fit's."""
+    run = shared_runs.copy(fitted(TASK), tmp_path / "my runs" / "run 1")
+    best = run.run_dir / "checkpoints" / Path(run.summary()["best_checkpoint"]).name
+    console_script("evaluate", f'ckpt_path="{best}"')
+    _assert_same(json.loads((run.run_dir / "eval.json").read_text())["metrics"], run.summary()["test"])

@@ -29,15 +29,11 @@ from lightning_template_core._checkpointing.foreign_weights import (
     refuse_another_model,
     refuse_foreign_weights,
 )
+from lightning_template_core._command_line.raw_overrides import key_of, value_of
 from lightning_template_core._errors import UserError
 from lightning_template_core._runs.run_record import HYDRA_FILES
 
 SAVED_OVERRIDES = Path(HYDRA_FILES) / "overrides.yaml"
-
-
-def _key(override: str) -> str:
-    """``trainer.devices`` of ``+trainer.devices=2``, ``~logger`` or ``trainer=cpu``."""
-    return override.lstrip("+~").split("=", 1)[0]
 
 
 def _replaced(key: str, given: set[str]) -> bool:
@@ -81,13 +77,13 @@ def with_run_overrides(argv: list[str]) -> list[str]:
     ``ckpt_path`` in a run directory nothing is added: the command then says what is wrong.
     """
     given = [arg for arg in argv if "=" in arg and not arg.startswith("-")]
-    ckpt = next((arg.split("=", 1)[1] for arg in given if _key(arg) == "ckpt_path"), None)
+    ckpt = value_of(given, "ckpt_path")
     run_dir = run_dir_of(Path(ckpt).expanduser().absolute()) if ckpt else None
     if run_dir is None:
         return argv
-    keys = {_key(arg) for arg in given}
+    keys = {key_of(arg) for arg in given}
     saved = _saved_overrides(run_dir / SAVED_OVERRIDES)
-    added = [override for override in saved if not _replaced(_key(override), keys)]
+    added = [override for override in saved if not _replaced(key_of(override), keys)]
     if "hydra.run.dir" not in keys:
         added.append(f'hydra.run.dir="{run_dir}"')
     first = argv.index(given[0])
@@ -123,7 +119,7 @@ def read_checkpoint(ckpt_path: Any) -> dict[str, Any]:
 
 def _experiment_chosen() -> bool:
     """Whether the command line chose the experiment (the config is the user's, not the run directory's)."""
-    return HydraConfig.initialized() and any(_key(o) == "experiment" for o in HydraConfig.get().overrides.task)
+    return HydraConfig.initialized() and any(key_of(o) == "experiment" for o in HydraConfig.get().overrides.task)
 
 
 def _check_run_config(cfg: DictConfig) -> None:
