@@ -201,6 +201,37 @@ def test_resuming_with_the_early_stopping_preset_stops_at_the_same_step(tmp_path
     assert identical(weights(straight.run_dir), weights(resumed.run_dir))
 
 
+def test_an_early_stopped_run_continued_stays_stopped_and_last_ckpt_follows_every_validation(tmp_path):
+    """callbacks=[ema,early_stopping], stopped by its patience: continued with ckpt_path=last (as after a SIGKILL in
+    its last seconds, or by hand), the run ends where it is, with the same weights. Every validation moved
+    last.ckpt, also those that did not improve (Lightning 2.6 writes it only beside a new best file)."""
+    never_better = ["callbacks.early_stopping.min_delta=10", "callbacks.early_stopping.patience=2"]
+    validate_every_5 = ["trainer.val_check_interval=5", "trainer.check_val_every_n_epoch=null"]
+    common = [*SHIPPED[TASK], "callbacks=[ema,early_stopping]", *never_better, *validate_every_5]
+    common += ["trainer.max_steps=40", "trainer.max_epochs=-1", "ckpt_path=last"]
+    run = run_to_end(tmp_path / "run", *common)
+    assert run.summary()["global_steps"] == 15  # the first validation is the best; the next two do not improve
+    assert checkpoint(run.run_dir)["global_step"] == 15
+    finished = weights(run.run_dir)
+    continued = run_to_end(tmp_path / "run", *common)
+    assert continued.summary()["global_steps"] == 15
+    assert identical(weights(run.run_dir), finished)
+
+
+def test_a_validation_that_writes_no_best_file_still_moves_last_ckpt(tmp_path):
+    """With no top-k file at a validation (here none at all: save_top_k=0), Lightning 2.6 left last.ckpt where it
+    was; killed at step 12 after validations at 5 and 10, the run's resume point is step 10's."""
+    validate_every_5 = ["trainer.val_check_interval=5", "trainer.check_val_every_n_epoch=null"]
+    kill = ["+callbacks.kill._target_=lightning_template_core.testing.stop_points.SignalAtStep"]
+    kill += ["+callbacks.kill.step=12", "+callbacks.kill.signal_name=SIGKILL"]
+    common = [*SHIPPED[TASK], *validate_every_5, "trainer.max_steps=40", "trainer.max_epochs=-1"]
+    common.append("callbacks.model_checkpoint.save_top_k=0")
+    killed = finish(start(tmp_path / "run", *common, *kill), tmp_path / "run")
+    assert killed.returncode == -9, killed.output[-3000:]
+    assert [line["step"] for line in read_history(history_path(tmp_path / "run"))] == [5, 10]
+    assert checkpoint(tmp_path / "run")["global_step"] == 10
+
+
 @pytest.mark.parametrize("task", SHAPE_TASKS)
 def test_a_checkpoint_of_an_epochs_end_resumes_exactly_under_max_steps(tmp_path, task):
     """The checkpoint written at the validation that ends an epoch (last.ckpt, the best one), with max_steps set:
@@ -346,6 +377,23 @@ def test_a_sigkill_at_any_checkpoint_write_loses_no_ranking(tmp_path, shared_run
     straight = shared_runs.get("fit", *SHIPPED[TASK], *RANK_EVERY_EPOCH)
     steps_per_epoch = validated_steps(straight.run_dir)[0]
     common = [*SHIPPED[TASK], *RANK_EVERY_EPOCH, f"callbacks.model_checkpoint.every_n_train_steps={steps_per_epoch}"]
+    killed_at_each_write_continues_as(straight, common, tmp_path)
+
+
+def test_an_early_stopped_run_killed_at_any_checkpoint_write_ends_as_the_run_that_never_stopped(tmp_path):
+    """callbacks=[ema,early_stopping], stopped by its patience at step 15: a SIGKILL at each checkpoint write, then
+    the same command again: the same stop, ranked checkpoints, history and weights."""
+    never_better = ["callbacks.early_stopping.min_delta=10", "callbacks.early_stopping.patience=2"]
+    validate_every_5 = ["trainer.val_check_interval=5", "trainer.check_val_every_n_epoch=null"]
+    common = [*SHIPPED[TASK], "callbacks=[ema,early_stopping]", *never_better, *validate_every_5]
+    common += ["trainer.max_steps=40", "trainer.max_epochs=-1", "ckpt_path=last"]
+    straight = run_to_end(tmp_path / "straight", *common)
+    assert straight.summary()["global_steps"] == 15
+    killed_at_each_write_continues_as(straight, common, tmp_path)
+
+
+def killed_at_each_write_continues_as(straight: Completed, common: list[str], tmp_path: Path) -> None:
+    """For each n, a run killed as it writes its n-th checkpoint and run again ends as ``straight``."""
     for n in range(1, 13):
         run_dir = tmp_path / f"killed_at_write_{n}"
         kill = [

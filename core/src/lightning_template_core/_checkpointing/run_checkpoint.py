@@ -49,7 +49,8 @@ class RunCheckpoint(ModelCheckpoint):
       At those steps the top-k files are written only when ``monitor`` is null: a
       monitored value there would be the stale one of an earlier validation.
     * ``last.ckpt`` is also written at the step that reaches ``max_steps``, recording the
-      true mid-epoch position.
+      true mid-epoch position, and at every validation (Lightning 2.6 writes it there only
+      where a top-k file was saved: a validation that did not improve left it behind).
     * These resume points do not use up the step's save: a validation at the same step
       still ranks the top-k (Lightning skips every save at a step it already saved at,
       so a validation at the final step never became the best checkpoint). When a
@@ -125,7 +126,15 @@ class RunCheckpoint(ModelCheckpoint):
             return
         super().on_validation_end(trainer, pl_module)
         if not self._ranks_at_the_epoch_end(trainer):
+            self._resume_point_at_every_validation(trainer)
             self._save_due_step(trainer)
+
+    def _resume_point_at_every_validation(self, trainer: L.Trainer) -> None:
+        """Lightning 2.6 writes ``last.ckpt`` at a validation only where a top-k file was saved there: a validation
+        that did not improve left the resume point at an older step."""
+        skip = bool(trainer.fast_dev_run) or trainer.sanity_checking or self._last_written_at == trainer.global_step
+        if self.save_last and not skip:
+            self.write_resume_point_after_ranking()
 
     def write_resume_point_after_ranking(self) -> None:
         """Write ``last.ckpt`` once the validation that is ending is ranked (at its end, or its epoch's)."""
@@ -144,6 +153,8 @@ class RunCheckpoint(ModelCheckpoint):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not epoch_cut_short(trainer):
             super().on_train_epoch_end(trainer, pl_module)
+            if self._should_save_on_train_epoch_end(trainer):  # the epoch's validation was ranked here
+                self._resume_point_at_every_validation(trainer)
         self._save_due_step(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
