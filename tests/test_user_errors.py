@@ -64,6 +64,22 @@ CASES = [
     ("fit", [*TINY, f"{_typed_tiny_key()}=abc"], [f"{_typed_tiny_key()}=abc", "an integer"], False),
     ("fit", ["~seed"], ["seed is missing"], False),
     ("fit", ["seed=[1,"], ["not valid Hydra syntax"], False),
+    # the shipped callbacks' own settings, checked with the others before training
+    (
+        "fit",
+        ["callbacks=[ema,early_stopping]", "callbacks.early_stopping.monitor=val/never_logged"],
+        ["callbacks.early_stopping.monitor=val/never_logged is not a metric this model logs"],
+        False,
+    ),
+    ("fit", ["callbacks=early_stopping", "callbacks.early_stopping.patience=-1"], ["patience=-1"], False),
+    ("fit", ["callbacks=ema", "callbacks.ema.decay=1.5"], ["callbacks.ema.decay=1.5", "from 0.0 to 1.0"], False),
+    # a trainer setting only the data can refuse (Lightning's ValueError, once the loaders exist)
+    (
+        "fit",
+        [*TINY, "trainer.val_check_interval=1000", "trainer.check_val_every_n_epoch=1"],
+        ["trainer.*", "val_check_interval", "(1000) must be less than or equal to the number of the training batches"],
+        True,
+    ),
     ("fit", ["experiment=nope"], ["experiment=nope is not an option", TASK], False),
     ("fit", ["data=nope"], ["data=nope is not an option"], False),
     ("fit", ["logger=null"], ["logger=null", "~logger"], False),

@@ -74,9 +74,18 @@ def _chain(err: BaseException) -> list[BaseException]:
     return seen
 
 
+# Lightning's own checks of a Trainer setting against the data, raised as ValueError once the loaders exist
+# (``trainer.val_check_interval`` larger than an epoch's batches): the settings cannot see the data's size
+LIGHTNING_SETTING_ERRORS = ("`val_check_interval`",)
+
+
 def _user_error_in(err: BaseException) -> BaseException | None:
     """The UserError (or Lightning configuration error) behind ``err``, if any."""
-    return next((e for e in _chain(err) if isinstance(e, (UserError, MisconfigurationException))), None)
+    return next((e for e in _chain(err) if isinstance(e, (UserError, MisconfigurationException)) or _setting(e)), None)
+
+
+def _setting(err: BaseException) -> bool:
+    return isinstance(err, ValueError) and str(err).strip().startswith(LIGHTNING_SETTING_ERRORS)
 
 
 def _file_system_error_in(err: BaseException) -> OSError | None:
@@ -120,7 +129,7 @@ def report_user_errors(fn: F) -> F:
         except Exception as err:
             cause, file_system = _user_error_in(err), _file_system_error_in(err)
             if cause is not None:
-                prefix = "" if isinstance(cause, UserError) else "Lightning rejected the trainer settings: "
+                prefix = "" if isinstance(cause, UserError) else "Lightning rejected the trainer settings (trainer.*): "
                 print_paragraph("Error", prefix + str(cause))
             elif file_system is not None:  # wherever a command, Lightning or a logger writes
                 print_paragraph("Error", file_system_problem(file_system))

@@ -194,6 +194,19 @@ RULES: dict[str, Rule] = {
     "trainer.enable_checkpointing": BOOLEAN,
     "trainer.sync_batchnorm": BOOLEAN,
     "trainer.use_distributed_sampler": BOOLEAN,
+    # the shipped callbacks' settings (configs/callbacks/)
+    "callbacks.model_checkpoint.save_top_k": integer(-1),
+    "callbacks.model_checkpoint.every_n_train_steps": integer(0, unset=True),
+    "callbacks.model_checkpoint.mode": choice("min", "max"),
+    "callbacks.early_stopping.patience": integer(0),
+    "callbacks.early_stopping.min_delta": number(0.0),
+    "callbacks.early_stopping.mode": choice("min", "max"),
+    "callbacks.early_stopping.check_finite": BOOLEAN,
+    "callbacks.early_stopping.check_on_train_epoch_end": choice(True, False, unset=True),
+    "callbacks.ema.decay": number(0.0, 1.0),
+    "callbacks.ema.update_every_n_steps": integer(1),
+    "callbacks.ema.update_starting_at_step": integer(0, unset=True),
+    "callbacks.ema.use_buffers": BOOLEAN,
     # tune (configs/tune.yaml)
     "tune.fit_world_size": integer(1, unset=True),
     "tune.scale_batch_size": BOOLEAN,
@@ -427,15 +440,26 @@ def check_arguments(cfg: DictConfig) -> None:
 
 
 def check_monitor(cfg: DictConfig) -> None:
-    """A UserError if ``monitor`` names a metric the model does not log (known where it declares them)."""
-    validated, trained, monitor = validation_metrics(cfg), training_metrics(cfg), str(cfg.get("monitor"))
-    if validated is None or trained is None or monitor in (*validated, *trained):
+    """A UserError if ``monitor``, or a callback's own ``monitor`` (early stopping, the checkpoints), names a metric
+    the model does not log (known where it declares them)."""
+    validated, trained = validation_metrics(cfg), training_metrics(cfg)
+    if validated is None or trained is None:
         return
-    raise UserError(
-        f"monitor={monitor} is not a metric this model logs: {cfg.model._target_} logs {', '.join(validated)} at"
-        f" each validation (and {', '.join(trained)} while it trains), so no checkpoint could be ranked. Set"
-        " monitor to a validation metric (monitor_mode=max for accuracies, min for losses and perplexities)."
-    )
+    callbacks = cfg.get("callbacks") or {}
+    monitors = [("monitor", cfg.get("monitor"), "no checkpoint could be ranked")]
+    for name in callbacks if isinstance(callbacks, DictConfig) else ():
+        entry = callbacks.get(name)
+        if isinstance(entry, DictConfig) and entry.get("monitor") is not None:
+            monitors.append((f"callbacks.{name}.monitor", entry.get("monitor"), f"callbacks.{name} would fail"))
+    for key, monitor, consequence in monitors:
+        if str(monitor) in (*validated, *trained):
+            continue
+        raise UserError(
+            f"{key}={monitor} is not a metric this model logs: {cfg.model._target_} logs {', '.join(validated)} at"
+            f" each validation (and {', '.join(trained)} while it trains), so {consequence} at the first"
+            f" validation. Set {key} to a validation metric (mode max for accuracies, min for losses and"
+            " perplexities)."
+        )
 
 
 def check_settings(cfg: DictConfig, shipped: DictConfig | None = None, overridden: Iterable[str] = ()) -> None:
