@@ -10,7 +10,7 @@ CORE = ROOT / "core" / "src" / "lightning_template_core"
 TASKS = ROOT / "src" / "lightning_template" / "tasks"
 # bottom first: a layer imports the layers before it, never one after it (the commands and the kit sit on all)
 LAYERS = (
-    ("_errors", "_reporting", "_stop_before_training", "_moved"),
+    ("_errors", "_reporting", "_secrets", "_stop_before_training", "_moved"),
     ("_batching", "_nets"),
     ("_files",),
     ("_training",),

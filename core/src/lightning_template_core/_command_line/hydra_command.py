@@ -18,6 +18,7 @@ from lightning_template_core._command_line.compose import ConfigCheck, check_com
 from lightning_template_core._command_line.config_dirs import config_dirs, find_config, primary_config_dir
 from lightning_template_core._command_line.settings import check_settings
 from lightning_template_core._errors import report_user_errors
+from lightning_template_core._secrets import mask_output
 
 # The project's configs folder (experiments, data, models, sweeps), which Hydra is given; the core's shared configs
 # come after it on the search path (config_dirs.py).
@@ -59,6 +60,7 @@ def hydra_command(
 
         @functools.wraps(main)
         def checked_main() -> Any:
+            mask_output(sys.argv[1:])  # a password in a URL given here is never printed, by us or a library
             sys.argv[1:] = checked(sys.argv[1:])
             return main()
 

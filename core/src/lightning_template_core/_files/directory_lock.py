@@ -29,6 +29,7 @@ from typing import IO
 from lightning_template_core._errors import UserError
 from lightning_template_core._files.file_lock import try_lock, unlock
 from lightning_template_core._reporting import RankZeroLogger
+from lightning_template_core._secrets import mask
 
 log = RankZeroLogger(__name__)
 
@@ -43,7 +44,7 @@ def _holder() -> dict[str, object]:
     return {
         "host": socket.gethostname(),
         "pid": os.getpid(),
-        "command": shlex.join([Path(sys.argv[0]).stem, *sys.argv[1:]]),  # fit.py under python -m: fit
+        "command": mask(shlex.join([Path(sys.argv[0]).stem, *sys.argv[1:]])),  # fit.py under python -m: fit
         "since": time.strftime("%Y-%m-%d %H:%M:%S %z"),
     }
 

@@ -29,6 +29,7 @@ from lightning_template_core._checkpointing.epoch_end_resume import use_epoch_en
 from lightning_template_core._errors import UserError
 from lightning_template_core._reporting import RankZeroLogger
 from lightning_template_core._runs.tracker_continuity import continue_tracker_runs
+from lightning_template_core._runs.tracker_reach import check_trackers_reachable
 from lightning_template_core._training.lr_scaling import scaled_lr
 
 log = RankZeroLogger(__name__)
@@ -84,6 +85,7 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     if trainer_cfg.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBar) for c in callbacks):
         callbacks.append(LoggedMetricsBar())  # Lightning's default reads the step metrics back at every batch
     loggers = _instantiate_all(continue_tracker_runs(cfg.get("logger"), cfg.paths)) or False
+    check_trackers_reachable(loggers or [])
     try:
         trainer = instantiate(
             trainer_cfg, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()], _convert_="all"

@@ -25,6 +25,7 @@ import torch
 import lightning_template_core
 from lightning_template_core._command_line.hydra_command import CONFIG_DIR
 from lightning_template_core._files.atomic import atomic_write_text
+from lightning_template_core._secrets import mask
 
 PROVENANCE = "provenance.json"
 # the project checkout whose code a run trains: the folder that holds its configs
@@ -69,7 +70,7 @@ def record_attempt(run_dir: Path, world_size: int, resumed_step: int) -> dict[st
     entry = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "from_step": resumed_step,
-        "command": shlex.join([Path(sys.argv[0]).stem, *sys.argv[1:]]),
+        "command": mask(shlex.join([Path(sys.argv[0]).stem, *sys.argv[1:]])),
         "host": socket.gethostname(),
         "world_size": world_size,
         "visible_gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),  # None: every GPU (a sweep gives each trial its own)

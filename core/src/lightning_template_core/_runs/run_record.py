@@ -14,6 +14,7 @@ from lightning_template_core._checkpointing.foreign_weights import ORIGIN_KEY
 from lightning_template_core._files.atomic import atomic_write_text
 from lightning_template_core._runs.provenance import record_attempt
 from lightning_template_core._runs.tracker_continuity import record_tracker_runs
+from lightning_template_core._secrets import mask
 
 HYDRA_FILES = ".hydra"  # the folder Hydra would write (hydra.output_subdir), read by evaluate/predict/export
 
@@ -42,16 +43,21 @@ class RunRecord(Callback):
         for logger in trainer.loggers:
             if hasattr(logger, "continue_from"):  # rows of an attempt past the checkpoint (or of a failed start)
                 logger.continue_from(self.resumed_step)
-            logger.log_hyperparams(OmegaConf.to_container(self.cfg, resolve=True))
+            logger.log_hyperparams(OmegaConf.to_container(masked(self.cfg), resolve=True))
         if not trainer.is_global_zero:
             return
-        atomic_write_text(self.output_dir / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
+        atomic_write_text(self.output_dir / "config.yaml", mask(OmegaConf.to_yaml(self.cfg, resolve=True)))
         record_tracker_runs(trainer.loggers, self.output_dir)
         record_attempt(self.output_dir, trainer.world_size, self.resumed_step)
         if HydraConfig.initialized():
             hydra = HydraConfig.get()
             folder = self.output_dir / HYDRA_FILES
             folder.mkdir(exist_ok=True)
-            atomic_write_text(folder / "config.yaml", OmegaConf.to_yaml(self.cfg))
-            atomic_write_text(folder / "hydra.yaml", OmegaConf.to_yaml({"hydra": hydra}))
-            atomic_write_text(folder / "overrides.yaml", OmegaConf.to_yaml(hydra.overrides.task))
+            atomic_write_text(folder / "config.yaml", mask(OmegaConf.to_yaml(self.cfg)))
+            atomic_write_text(folder / "hydra.yaml", mask(OmegaConf.to_yaml({"hydra": hydra})))
+            atomic_write_text(folder / "overrides.yaml", mask(OmegaConf.to_yaml(hydra.overrides.task)))
+
+
+def masked(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with every URL's password masked (what the loggers record as the run's hyperparameters)."""
+    return OmegaConf.create(mask(OmegaConf.to_yaml(cfg, resolve=True)))
