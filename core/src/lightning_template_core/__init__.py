@@ -46,6 +46,7 @@ _EXPORTS = {
     "checked_splits": "_command_line.build_checks",
     # files: caches decoded once, class folders, text, downloads
     "CacheWriter": "_files.array_cache",
+    "CachedArrays": "_files.array_cache",
     "cache_folder": "_files.array_cache",
     "cache_key": "_files.array_cache",
     "cached_arrays": "_files.array_cache",
@@ -92,7 +93,13 @@ if TYPE_CHECKING:  # for type checkers and the API reference (mkdocstrings reads
     from lightning_template_core._batching.validation_folds import Folds
     from lightning_template_core._command_line.build_checks import check_dropout, check_sizes, checked_splits
     from lightning_template_core._errors import UserError
-    from lightning_template_core._files.array_cache import CacheWriter, cache_folder, cache_key, cached_arrays
+    from lightning_template_core._files.array_cache import (
+        CachedArrays,
+        CacheWriter,
+        cache_folder,
+        cache_key,
+        cached_arrays,
+    )
     from lightning_template_core._files.class_folders import SPLITS, ClassFolders
     from lightning_template_core._files.downloads import md5_of
     from lightning_template_core._files.text import iter_text_lines

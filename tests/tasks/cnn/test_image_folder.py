@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import errno
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,10 @@ from lightning_template.tasks.cnn.data import ImageFolderDataModule
 from lightning_template.tasks.cnn.image_files import read_pixels
 from lightning_template.tasks.cnn.image_folder import read_image_folder
 from lightning_template_core import UserError, cached_arrays
-from lightning_template_core.testing import max_abs_difference, run_module
+from lightning_template_core.testing import expect_user_error, max_abs_difference, run_module
 from lightning_template_core.testing.runs import (
     QUIET,
+    checkpoint,
     compose_fit,
     describe_data,
     identical,
@@ -147,7 +149,7 @@ def test_a_full_disk_while_caching_keeps_nothing_and_says_so(tmp_path):
         cached_arrays(tmp_path, "images", "k", fill_the_disk, "a test set")
     assert [p.name for p in tmp_path.iterdir()] == [".images-k.lock"]
     built = cached_arrays(tmp_path, "images", "k", lambda w: {"n": len(w.array("images", (2,), np.int64))}, "again")
-    assert built.info == {"n": 2} and json.loads((built.folder / "manifest.json").read_text())["format"] == 1
+    assert built.info == {"n": 2} and json.loads((built.folder / "manifest.json").read_text())["format"] >= 1
 
 
 def folder_data(root: Path, *overrides: str) -> ImageFolderDataModule:
@@ -266,3 +268,42 @@ def test_resuming_on_an_image_folder_is_bit_identical(tmp_path, guarantee_folder
     (epoch_end,) = (shipped_straight.run_dir / "checkpoints").glob("best-epoch000-*.ckpt")
     shipped_resumed = run_to_end(tmp_path / "shipped-resumed", *shipped, f"ckpt_path={epoch_end}")
     assert identical(weights(shipped_straight.run_dir), weights(shipped_resumed.run_dir))
+
+
+@pytest.mark.slow
+def test_a_run_continues_only_on_the_data_it_started_on(tmp_path, guarantee_folder):
+    """Started on fold 0 of 3, a continuation on fold 1 is refused naming data.fold; on a copy of the folder with
+    two class folders swapped (the same size), naming the files; continue_on_other_data=true lets it go on."""
+    folded = [*on_the_folder(guarantee_folder), "data.folds=3", "data.global_batch_size=16", "test_after_fit=false"]
+    every = ["trainer.max_steps=6", *keep_every(3)]
+    run = run_to_end(tmp_path / "run", *folded, "data.fold=0", *every)
+    step_3 = f"ckpt_path={run.run_dir / 'checkpoints' / 's0003.ckpt'}"
+
+    def continued(name: str, *overrides: str):
+        return run_module(
+            "fit", *overrides, *every, step_3, f"hydra.run.dir={tmp_path / name}", run_dir=tmp_path / name, check=False
+        )
+
+    other_fold = continued("other-fold", *folded, "data.fold=1")
+    expect_user_error(other_fold, "trained on other data", "data.fold was 0, now 1", "continue_on_other_data=true")
+    assert not (tmp_path / "other-fold" / "checkpoints").exists()
+
+    swapped = tmp_path / "swapped-images"
+    shutil.copytree(guarantee_folder, swapped)
+    first, second = sorted(p.name for p in swapped.iterdir() if p.is_dir() and not p.name.startswith("."))[:2]
+    (swapped / first).rename(swapped / "tmp")
+    (swapped / second).rename(swapped / first)
+    (swapped / "tmp").rename(swapped / second)
+    moved = [
+        *on_the_folder(swapped),
+        "data.folds=3",
+        "data.global_batch_size=16",
+        "test_after_fit=false",
+        "data.fold=0",
+    ]
+    expect_user_error(continued("swapped", *moved), "of the data's files differ under data.root")
+    allowed = continued("allowed", *moved, "continue_on_other_data=true")
+    assert allowed.returncode == 0, allowed.output[-3000:]
+    assert "Continuing on other data" in allowed.output and checkpoint(tmp_path / "allowed")["global_step"] == 6
+    same = continued("same", *folded, "data.fold=0")
+    assert same.returncode == 0 and identical(weights(run.run_dir), weights(tmp_path / "same"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +72,46 @@ def test_a_fit_from_a_cold_and_a_warm_cache_trains_the_same_weights(fit, tmp_pat
     warm = fit(*common, *small, name="warm")
     assert "Data cache: decoding" not in warm.output
     assert max_abs_difference(cold.weights(), warm.weights()) == 0
+
+
+def cache_of(root: Path) -> Path:
+    (cache,) = (root / ".cache").glob("tokens-*")
+    return cache
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda ids: ids.fill(0x7FFFFFFF),  # ids outside the vocabulary
+        lambda ids: ids.__setitem__(slice(None), ids[::-1].copy()),  # other valid ids: the checksum tells
+    ],
+    ids=["ids_outside_the_vocabulary", "other_valid_ids"],
+)
+def test_a_cache_damaged_with_its_size_kept_is_built_again_never_read(tmp_path, caplog, damage):
+    root = write_corpus(tmp_path / "corpus", lines=200)
+    expected = text_corpus.read_corpus(root).splits["train"].tolist()
+    ids = np.memmap(cache_of(root) / "train.bin", dtype=text_corpus.TOKEN_DTYPE, mode="r+")
+    damage(ids)
+    ids.flush()
+    del ids
+    with caplog.at_level("INFO"):
+        again = text_corpus.read_corpus(root)
+    assert again.splits["train"].tolist() == expected
+    assert "is damaged" in caplog.text and "building it again" in caplog.text
+
+
+def test_a_corpus_rewritten_with_its_size_and_time_kept_is_tokenised_again(tmp_path, caplog):
+    """As `cp -p`, `rsync -t` or tar leave a file: the same size and modification time, other words."""
+    root = write_corpus(tmp_path / "corpus", lines=200)
+    text_corpus.read_corpus(root)
+    test_file = root / "test.txt"
+    before = test_file.stat()
+    text = test_file.read_text()
+    rewritten = text.replace("cat", "dog") if "cat" in text else text[::-1]
+    assert len(rewritten) == len(text) and rewritten != text
+    test_file.write_text(rewritten)
+    os.utime(test_file, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with caplog.at_level("INFO"):
+        changed = text_corpus.read_corpus(root)
+    assert changed.splits["test"].tolist() == read_plainly(root)[0]["test"]
+    assert "1 other tokens cache(s)" in caplog.text

@@ -73,3 +73,18 @@ def test_a_fit_from_a_cold_and_a_warm_cache_trains_the_same_weights(fit, tmp_pat
     warm = fit(*common, name="warm")
     assert "Data cache: decoding" not in warm.output
     assert max_abs_difference(cold.weights(), warm.weights()) == 0
+
+
+def test_a_cache_with_labels_outside_the_classes_is_built_again_never_read(tmp_path, caplog):
+    """Labels set to 99 with the file's size kept: the cache is built again from the files, with one line."""
+    root = write_folder(tmp_path / "s", labels=True)
+    expected = read_sentence_folder(root, labels=True, max_length=40)[0].splits["train"].labels.tolist()
+    (cache,) = (root / ".cache").glob("sentences-*")
+    labels = np.memmap(cache / "train_labels.bin", dtype=np.int64, mode="r+")
+    labels[:] = 99
+    labels.flush()
+    del labels
+    with caplog.at_level("INFO"):
+        again = read_sentence_folder(root, labels=True, max_length=40)[0]
+    assert again.splits["train"].labels.tolist() == expected
+    assert "is damaged" in caplog.text and "building it again" in caplog.text

@@ -97,6 +97,14 @@ class GlobalBatchDataModule(L.LightningDataModule):
         """
         return {}
 
+    def source_files(self) -> list[Path]:
+        """The files the data is read from (none for data drawn in memory): what a continued run must find again."""
+        return []
+
+    def source_root(self) -> Path | None:
+        """The folder :meth:`source_files` are named relative to (so that a moved copy is the same data)."""
+        return None
+
     def resolve_layout(self, world_size: int, accumulate_grad_batches: int | None = None) -> BatchLayout:
         self.layout = BatchLayout.resolve(
             self.global_batch_size, self.micro_batch_size, world_size, accumulate_grad_batches
@@ -193,3 +201,13 @@ class FileDataModule(GlobalBatchDataModule):
         super().__init__(**kwargs)
         self.root = Path(root).expanduser()
         self.download = download
+
+    def source_root(self) -> Path:
+        return self.root
+
+    def source_files(self) -> list[Path]:
+        """Every file under ``root`` outside hidden folders (the caches); a task narrows it to what it reads."""
+        if not self.root.is_dir():
+            return []
+        hidden = lambda path: any(part.startswith(".") for part in path.relative_to(self.root).parts)  # noqa: E731
+        return [path for path in self.root.rglob("*") if path.is_file() and not hidden(path)]

@@ -143,6 +143,7 @@ RULES: dict[str, Rule] = {
     "seed": integer(0, 2**32 - 1),
     "ckpt_path": text(unset=True),
     "test_after_fit": BOOLEAN,
+    "continue_on_other_data": BOOLEAN,
     "monitor": text(),
     "monitor_mode": choice("min", "max"),
     "lr_scaling": choice(*LR_SCALING_CHOICES, unset=True),

@@ -19,7 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from lightning_template_core import CacheWriter, UserError, cache_folder, cache_key, cached_arrays, iter_text_lines
+from lightning_template_core import (
+    CachedArrays,
+    CacheWriter,
+    UserError,
+    cache_folder,
+    cache_key,
+    cached_arrays,
+    iter_text_lines,
+)
 
 SPLIT_FILES = {"train": "train.txt", "val": "valid.txt", "test": "test.txt"}
 EOS, UNK = "<eos>", "<unk>"
@@ -146,6 +154,7 @@ def read_sentence_folder(
         cache_key("sentences", settings, sources),
         lambda writer: _tokenise(writer, root, labels, max_length, vocab_size),
         f"the sentences in {root}",
+        check=_damaged_contents,
     )
     arrays, info = cache.arrays, cache.info
     splits = {
@@ -153,6 +162,22 @@ def read_sentence_folder(
         for split in SPLIT_FILES
     }
     return SentenceCorpus(splits, info["words"], info["classes"]), info["cut"]
+
+
+def _damaged_contents(cache: CachedArrays) -> str | None:
+    """What is wrong with a mapped sentence cache: ids outside the vocabulary, labels outside the classes, offsets
+    that do not cut the tokens in order (one pass over each array)."""
+    words, classes = len(cache.info["words"]), len(cache.info["classes"])
+    for split in SPLIT_FILES:
+        tokens, offsets, labels = (cache.arrays[f"{split}_{part}"] for part in ("tokens", "offsets", "labels"))
+        if tokens.size and (int(tokens.min()) < 0 or int(tokens.max()) >= words):
+            return f"{split} holds ids outside the vocabulary of {words} words"
+        if offsets[0] != 0 or offsets[-1] != tokens.size or bool((np.diff(offsets) < 0).any()):
+            return f"{split}'s sentence offsets do not cut its {tokens.size} tokens in order"
+        known = (labels == NO_LABEL) | ((labels >= 0) & (labels < classes))
+        if not bool(known.all()):
+            return f"{split} holds labels outside the {classes} classes"
+    return None
 
 
 def _tokenise(writer: CacheWriter, root: Path, labels: bool, max_length: int, vocab_size: int | None) -> dict:
