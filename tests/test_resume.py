@@ -60,10 +60,13 @@ def start(
     run_dir: Path, *overrides: str, env: dict[str, str] | None = None, log: Path | None = None, fresh: bool = False
 ) -> Process:
     """A `fit` process in its own process group, its output in ``log`` (default ``<run_dir>.log``);
-    ``fresh``: in an interpreter of its own, for a test of what happens while it imports torch."""
+    ``fresh``: the console script in an interpreter of its own, for a test of what happens while it imports torch
+    (the console scripts handle stop signals from their first moment)."""
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "disabled", **(env or {})}
     command = fit_command(run_dir, *overrides)
+    if fresh:
+        command = [str(Path(sys.executable).with_name("fit")), *command[3:]]
     with open(log or run_dir.with_suffix(".log"), "a") as output:
         if not fresh and WARM.can_run(command[1:], env):
             return WARM.popen(command[1:], cwd=ROOT, env=env, stdout=output, stderr=output, new_session=True)
