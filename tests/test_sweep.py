@@ -26,7 +26,7 @@ from lightning_template_core.sweep.spec import load_spec
 from lightning_template_core.sweep.storage import default_url, open_storage
 from lightning_template_core.sweep.trial_process import logged_metrics
 
-from conftest import TASK, TINY, run_module
+from conftest import TASK, TINY, expect_user_error, run_module
 
 SHORT = [*TINY, "trainer.max_epochs=2", "trainer.val_check_interval=1.0"]
 SHIPPED = load_spec(TASK)  # the project's first task's sweep file, configs/sweep/<task>.yaml
@@ -192,3 +192,18 @@ def test_monitor_history_continues_a_resumed_run_as_if_uninterrupted(tmp_path):
     resumed = fit_boring(tmp_path, max_epochs=3, ckpt_path=tmp_path / "epoch=0.ckpt")
     assert [(line["epoch"], line["step"]) for line in resumed] == [(0, 2), (1, 4), (2, 6)]
     assert resumed[0] == first[0] and all(line["base_lr"] == 0.1 for line in resumed)
+
+
+@pytest.mark.parametrize(
+    ("where", "fragment"),
+    [("/proc/no-sweep", "/proc"), ("{a_file}/sweep", "is a file, not"), ("journal", "Give a writable path")],
+    ids=["pseudo_file_system", "a_file_in_the_way", "journal_under_a_file"],
+)
+def test_a_sweep_folder_or_journal_that_cannot_be_written_is_one_paragraph(tmp_path, where, fragment):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder\n")
+    if where == "journal":
+        done = sweep(tmp_path / "ok", TASK, "--storage", f"journal:{a_file}/study.log", "--n-trials", "1", check=False)
+    else:
+        done = sweep(Path(where.format(a_file=a_file)), TASK, "--n-trials", "1", check=False)
+    expect_user_error(done, fragment)

@@ -104,7 +104,13 @@ CASES = [
     ("evaluate", ["ckpt_path={missing}"], ["ckpt_path=", "does not exist"], True),
     ("evaluate", ["ckpt_path={trained_ckpt}", "split=train"], ["split"], True),
     ("predict", ["ckpt_path={trained_ckpt}", "input={missing}"], [], True),
-    ("export", ["ckpt_path={trained_ckpt}", "output_dir={a_file}/export"], ["Cannot write", "is a file, not"], True),
+    ("export", ["ckpt_path={trained_ckpt}", "output_dir={a_file}/export"], ["output_dir=", "is a file, not"], True),
+    (
+        "export",
+        ["ckpt_path={trained_ckpt}", "output_dir=/proc/no-export"],
+        ["output_dir=/proc/no-export", "/proc"],
+        True,
+    ),
 ]
 # a tracker whose package this environment lacks (tensorboard is no test dependency): refused naming its extra
 MISSING_TRACKER = next((extra for extra in ("tensorboard", "mlflow", "wandb") if missing_modules(extra)), None)

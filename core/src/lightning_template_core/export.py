@@ -24,7 +24,7 @@ from lightning_template_core._command_line.hydra_command import hydra_command
 from lightning_template_core._command_line.optional_packages import require
 from lightning_template_core._command_line.settings import EXPORT_FORMATS
 from lightning_template_core._command_line.tables import print_table
-from lightning_template_core._files.atomic import atomic_write_text
+from lightning_template_core._files.atomic import atomic_write_text, make_folder
 from lightning_template_core._runs.task_inference import ExportSpec, inference_for
 from lightning_template_core._runs.trained import load_trained, with_run_overrides
 from lightning_template_core._stop_before_training import install as install_stop_handlers
@@ -69,8 +69,7 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
     trained = load_trained(cfg)
     spec = inference_for(trained, cfg).export_spec()
     spec.module.eval()
-    output_dir = Path(str(cfg.output_dir))
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = make_folder(str(cfg.output_dir), "output_dir")
     path = output_dir / f"model{SUFFIXES[fmt]}"
     partial = path.with_name(f".partial-{path.name}")
     with torch.no_grad():

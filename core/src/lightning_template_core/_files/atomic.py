@@ -20,6 +20,26 @@ from typing import Any, BinaryIO
 from lightning_template_core._errors import UserError, file_system_problem
 
 
+def make_folder(path: str | Path, setting: str) -> Path:
+    """``path`` as a folder a command writes into (made if missing), or a UserError naming ``setting`` and the fix:
+    no permission, a read-only disk, a file in the way, a pseudo file system (``/proc``) where none can be made."""
+    path = Path(path).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        fix = (
+            "no folder can be made there (a pseudo file system such as /proc, or a parent folder that is gone)"
+            if err.errno == errno.ENOENT
+            else file_system_problem(err, path).split(": ", 1)[-1].split(". Files are written")[0]
+        )
+        raise UserError(f"{setting}={path} cannot be used as a folder to write into ({err.strerror}): {fix}.") from err
+    if not os.access(path, os.W_OK):
+        raise UserError(
+            f"{setting}={path} is not writable by this user: give a folder this user may write, as {setting}=<folder>."
+        )
+    return path
+
+
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
     """Call ``write`` on a temporary file beside ``path``, flush it to disk, then rename it over ``path``.
 

@@ -31,6 +31,7 @@ import optuna
 from optuna.trial import Trial, TrialState
 
 from lightning_template_core._errors import UserError
+from lightning_template_core._files.atomic import make_folder
 from lightning_template_core._files.directory_lock import wait_until_free
 from lightning_template_core.sweep.gpu_slots import worker_slots
 from lightning_template_core.sweep.liveness import (
@@ -317,7 +318,7 @@ def run_study(spec: SweepSpec, sweep_dir: Path, extra: list[str], options: Sweep
     if options.n_trials is not None and options.n_trials < 0:
         raise UserError(f"--n-trials {options.n_trials} must be 0 or more.")
     workers, slots = worker_slots(options.gpus_per_trial, options.workers)
-    sweep_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(sweep_dir, "--dir")
     where = open_storage(options.storage, sweep_dir)
     name = study_name(spec, options)
     if options.n_trials == 0 and name not in optuna.study.get_all_study_names(where.storage):
