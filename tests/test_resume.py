@@ -35,6 +35,7 @@ from conftest import (
     TINY_BY_TASK,
     WARM,
     Completed,
+    console_script,
     max_abs_difference,
 )
 from warm_interpreter import WarmProcess
@@ -667,6 +668,34 @@ def test_a_second_fit_in_a_directory_a_fit_holds_is_refused_naming_it(tmp_path):
     done = finish(first, run_dir, log=tmp_path / "first.log")
     assert done.returncode == 0, done.output[-3000:]
     assert done.summary()["global_steps"] == 6
+
+
+def test_evaluate_and_export_read_a_run_that_is_still_training_and_write_beside_it(tmp_path):
+    """A run held at the start of its continuation (its fit holds the directory): evaluate and export read its
+    last checkpoint and write their outputs to folders beside the run, which stays as the fit left it."""
+    run_dir = tmp_path / "run"
+    common = [*SHIPPED[TASK], "trainer.max_steps=8", "callbacks.model_checkpoint.every_n_train_steps=2"]
+    kill = ["+callbacks.kill._target_=lightning_template_core.testing.stop_points.SignalAtStep"]
+    kill += ["+callbacks.kill.step=5", "+callbacks.kill.signal_name=SIGKILL"]
+    assert finish(start(run_dir, *common, *kill), run_dir).returncode == -signal.SIGKILL
+    hold = "+callbacks.hold._target_=lightning_template_core.testing.stop_points.HoldBeforeTraining"
+    log = tmp_path / "held.log"
+    held = start(run_dir, *common, "ckpt_path=last", hold, log=log)
+    try:
+        wait_for_line(log, "Holding before training", held)
+        before = files_of(run_dir)
+        checkpoint_path = run_dir / "checkpoints" / "last.ckpt"
+        evaluated = console_script("evaluate", f"ckpt_path={checkpoint_path}")
+        exported = console_script("export", f"ckpt_path={checkpoint_path}")
+    finally:
+        os.killpg(held.pid, signal.SIGKILL)
+        held.wait()
+    assert "is still training (its fit holds it)" in evaluated.output
+    (beside,) = tmp_path.glob("run.evaluate-*")
+    assert json.loads((beside / "eval.json").read_text())["checkpoint"] == str(checkpoint_path)
+    (exported_to,) = tmp_path.glob("run.export-*")
+    assert (exported_to / "export" / "model.json").is_file() and "is still training" in exported.output
+    assert files_of(run_dir) == before
 
 
 def test_ckpt_path_last_without_a_checkpoint_starts_from_scratch_and_says_so(tmp_path):

@@ -106,6 +106,21 @@ def hold_run_directory(run_dir: Path, shared: bool = False, setting: str = "hydr
     _held[run_dir] = handle
 
 
+def held_by_a_fit(run_dir: Path) -> bool:
+    """Whether a ``fit`` holds ``run_dir`` now (its exclusive lock), so that a reader must not write there."""
+    path = Path(run_dir) / LOCK_NAME
+    if not path.is_file():
+        return False
+    with path.open("a+") as handle:
+        try:
+            taken = try_lock(handle, shared=True)
+        except OSError:
+            return False  # no locks on this file system: nothing tells
+        if taken:
+            unlock(handle)
+        return not taken
+
+
 def wait_until_free(run_dir: Path, timeout: float, poll: float = 0.5) -> bool:
     """Wait up to ``timeout`` seconds for no process to hold ``run_dir``; False if one still does.
 
