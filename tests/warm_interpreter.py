@@ -61,6 +61,14 @@ def import_time_differences(server: dict[str, str], command: dict[str, str]) -> 
 # ---------------------------------------------------------------- server (runs in its own interpreter)
 
 
+def assert_safe_to_fork() -> None:
+    """A fork copies one thread and whatever the libraries set up: the server must hold no other thread (a lock
+    held there stays held in the child) and no CUDA context (which cannot be used after a fork)."""
+    assert threading.active_count() == 1, f"the warm interpreter runs {threading.active_count()} threads"
+    torch = sys.modules.get("torch")
+    assert torch is None or not torch.cuda.is_initialized(), "CUDA was initialised in the warm interpreter"
+
+
 def serve(socket_path: str) -> None:
     for module in PRELOAD:
         __import__(module)
@@ -76,11 +84,14 @@ def serve(socket_path: str) -> None:
         for _ in selector.select(timeout=0.05):
             connection, _ = listener.accept()
             message, fds, _, _ = socket.recv_fds(connection, MAX_REQUEST, 3)
+            assert_safe_to_fork()
             pid = os.fork()
             if pid == 0:
                 selector.close()
                 listener.close()
                 connection.close()
+                for other in waiting.values():  # the connections of other tests' commands: not this child's
+                    other.close()
                 _run_child(json.loads(message), fds)  # never returns
             for fd in fds:
                 os.close(fd)
