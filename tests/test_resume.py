@@ -415,6 +415,23 @@ def killed_at_each_write_continues_as(straight: Completed, common: list[str], tm
     assert n > 4, "two epochs write at least two checkpoints each (the ranked one and last.ckpt)"
 
 
+def test_a_stop_signal_as_the_last_epoch_ends_lets_the_run_finish(tmp_path, shared_runs):
+    """SIGTERM at the last step of the last epoch (its validation follows): the run's work is done, so it ends as
+    the run that got no signal (tested, summarised, exit 0), not as "Stopped"."""
+    straight = shared_runs.get("fit", *SHIPPED[TASK], *RANK_EVERY_EPOCH)
+    last_step = straight.summary()["global_steps"]
+    signal_at_the_end = [
+        "+callbacks.stop._target_=lightning_template_core.testing.stop_points.SignalAtStep",
+        f"+callbacks.stop.step={last_step}",
+    ]
+    run_dir = tmp_path / "signalled"
+    done = finish(start(run_dir, *SHIPPED[TASK], *RANK_EVERY_EPOCH, *signal_at_the_end), run_dir)
+    assert done.returncode == 0, done.output[-3000:]
+    assert "received as training ended" in said(done) and "Stopped:" not in done.output
+    assert done.summary()["global_steps"] == last_step and validated_steps(run_dir) == validated_steps(straight.run_dir)
+    assert identical(weights(straight.run_dir), weights(run_dir))
+
+
 def test_a_stop_signal_at_an_epochs_last_step_stops_after_the_epochs_end(tmp_path, shared_runs):
     """The validation that ends the epoch runs and is ranked at the epoch's end before the run stops."""
     straight = shared_runs.get("fit", *SHIPPED[TASK], *RANK_EVERY_EPOCH)

@@ -49,6 +49,14 @@ def requeue_slurm_job() -> str:
     return f"SLURM job {job_id} requeued"
 
 
+def finished_its_training(trainer: L.Trainer) -> bool:
+    """Whether the run has trained all it was to (``max_steps`` reached, or the last epoch's end)."""
+    max_epochs = trainer.max_epochs
+    return (0 < trainer.max_steps <= trainer.global_step) or (
+        max_epochs is not None and max_epochs > 0 and trainer.current_epoch >= max_epochs
+    )
+
+
 class StopOnSignal(Callback):
     """On SIGTERM, SIGUSR1 or SIGINT: finish the optimizer step, save ``last.ckpt``, stop with :class:`RunStopped`.
 
@@ -122,6 +130,10 @@ class StopOnSignal(Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self._stop_after_validation or trainer.sanity_checking:
             return
+        if finished_its_training(trainer):  # the validation of the last step: the run ends as it would have
+            signum, self._stop_after_validation = self._stop_after_validation, 0
+            self._stop(trainer, signum)
+            return
         if epoch_done(trainer):
             # The epoch's end follows (Lightning ranks a once-per-epoch validation there, and the epoch-end
             # hooks run): it runs in full, the checkpoint callback writes last.ckpt after its ranking, then
@@ -137,6 +149,9 @@ class StopOnSignal(Callback):
         self._stop(trainer, self._stop_after_validation)
 
     def _stop(self, trainer: L.Trainer, signum: int) -> None:
+        if finished_its_training(trainer):  # the signal came as the last step or epoch ended: nothing to stop
+            log.info(f"{signal.Signals(signum).name} received as training ended: the run finishes as it would have.")
+            return
         checkpoint = trainer.checkpoint_callback
         if isinstance(checkpoint, RunCheckpoint):
             path = checkpoint.save_resume_point(trainer)
