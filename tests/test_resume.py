@@ -772,3 +772,13 @@ def test_the_torchrun_launcher_restarts_after_a_killed_worker_and_continues_exac
     text = " ".join(run_dir.with_suffix(".log").read_text().split())
     assert "of 2 ended during training" in text and "ckpt_path=last: continuing from" in text
     assert identical(weights(tmp_path / "straight"), weights(run_dir))
+
+
+def test_a_continuation_with_another_seed_is_refused_naming_it(tmp_path):
+    """The data's seed selects and orders its samples: a checkpoint continued with another is other data."""
+    common = [*SHIPPED[TASK], "trainer.max_steps=4", *keep_every(2)]
+    run = run_to_end(tmp_path / "run", *common)
+    step_2 = f"ckpt_path={run.run_dir / 'checkpoints' / 's0002.ckpt'}"
+    refused = finish(start(tmp_path / "again", *common, "seed=1", step_2), tmp_path / "again")
+    assert refused.returncode == 2, refused.output[-3000:]
+    assert "data.seed was 0, now 1" in said(refused) and "continue_on_other_data=true" in said(refused)

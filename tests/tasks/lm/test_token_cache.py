@@ -11,8 +11,8 @@ from test_text_data import write_corpus
 
 from lightning_template.tasks.lm import corpus as text_corpus
 from lightning_template_core import UserError
-from lightning_template_core.testing import max_abs_difference
-from lightning_template_core.testing.runs import QUIET
+from lightning_template_core.testing import expect_user_error, max_abs_difference, run_module
+from lightning_template_core.testing.runs import QUIET, keep_every, run_to_end
 
 
 def read_plainly(root: Path) -> tuple[dict[str, list[int]], list[str]]:
@@ -115,3 +115,16 @@ def test_a_corpus_rewritten_with_its_size_and_time_kept_is_tokenised_again(tmp_p
         changed = text_corpus.read_corpus(root)
     assert changed.splits["test"].tolist() == read_plainly(root)[0]["test"]
     assert "1 other tokens cache(s)" in caplog.text
+
+
+@pytest.mark.slow
+def test_a_run_does_not_continue_on_a_corpus_rewritten_with_its_size_kept(tmp_path):
+    root = write_corpus(tmp_path / "corpus", lines=600)
+    common = ["experiment=lm_ptb", f"data.root={root}", "data.global_batch_size=4", "trainer.max_steps=4", *QUIET]
+    common += ["model.net.embedding_size=16", "model.net.hidden_size=16", "data.bptt=10", "test_after_fit=false"]
+    run = run_to_end(tmp_path / "run", *common, *keep_every(2))
+    text = (root / "train.txt").read_text()
+    (root / "train.txt").write_text(text[1:] + text[0])  # the same size, other bytes at the start
+    step_2 = f"ckpt_path={run.run_dir / 'checkpoints' / 's0002.ckpt'}"
+    refused = run_module("fit", *common, step_2, f"hydra.run.dir={tmp_path / 'again'}", run_dir=tmp_path, check=False)
+    expect_user_error(refused, "1 of the data's files differ under data.root (train.txt changed)")
