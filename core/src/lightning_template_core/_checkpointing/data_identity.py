@@ -15,6 +15,7 @@ from typing import Any
 
 import lightning.pytorch as L
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_template_core._errors import UserError
@@ -65,7 +66,7 @@ class DataIdentity(Callback):
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get(KEY)
-        if saved is None:  # written before data identities were kept
+        if saved is None or trainer.state.fn != TrainerFn.FITTING:  # older checkpoints; evaluating other data is fine
             return
         differences = differing(saved, self.identity(trainer))
         if not differences:
