@@ -147,6 +147,7 @@ def test_resuming_a_periodic_checkpoint_is_bit_identical(tmp_path, task, layout)
     resumed = run_to_end(tmp_path / "resumed", *common, f"ckpt_path={step_10}")
     assert max_abs_difference(weights(straight.run_dir, "s0010.ckpt"), weights(straight.run_dir)) > 1e-4
     assert identical(weights(straight.run_dir), weights(resumed.run_dir))
+    assert logged_rows(resumed.run_dir) == [row for row in logged_rows(straight.run_dir) if int(row["step"]) >= 10]
     # the check of the data position runs too: another global batch is refused
     other_dir = tmp_path / "other"
     other = finish(start(other_dir, *common, "data.global_batch_size=32", f"ckpt_path={step_10}"), other_dir)
@@ -364,6 +365,14 @@ def ranked(run_dir: Path) -> list[str]:
     return sorted(path.name for path in (run_dir / "checkpoints").glob("best-*.ckpt"))
 
 
+def logged_rows(run_dir: Path) -> list[dict[str, str]]:
+    """Every row of the run's CSV log (its steps, validations and epochs, as the loggers received them), without
+    the columns a row leaves empty."""
+    return [
+        {name: value for name, value in row.items() if value != ""} for row in Completed(0, "", "", run_dir).metrics()
+    ]
+
+
 def validated_steps(run_dir: Path) -> list[int]:
     return [line["step"] for line in read_history(history_path(run_dir))]
 
@@ -375,7 +384,8 @@ RANK_EVERY_EPOCH = ["trainer.max_epochs=2", "callbacks.model_checkpoint.save_top
 
 def test_a_sigkill_at_any_checkpoint_write_loses_no_ranking(tmp_path, shared_runs):
     """A SIGKILL as the run writes its n-th checkpoint, for each n up to the second epoch's: continued, the same
-    ranked checkpoints, history and weights as the uninterrupted run. (A resume point written between an
+    ranked checkpoints, history, weights and logged rows as the uninterrupted run (the epoch-end row of an epoch
+    whose end-of-epoch checkpoint was the resume point too). (A resume point written between an
     epoch-end validation and its ranking at the epoch's end lost the ranking: the continued run starts the next
     epoch.)"""
     straight = shared_runs.get("fit", *SHIPPED[TASK], *RANK_EVERY_EPOCH)
@@ -412,6 +422,7 @@ def killed_at_each_write_continues_as(straight: Completed, common: list[str], tm
         assert ranked(run_dir) == ranked(straight.run_dir), f"killed at write {n}"
         assert validated_steps(run_dir) == validated_steps(straight.run_dir), f"killed at write {n}"
         assert identical(weights(straight.run_dir), weights(run_dir)), f"killed at write {n}"
+        assert logged_rows(run_dir) == logged_rows(straight.run_dir), f"killed at write {n}"
     assert n > 4, "two epochs write at least two checkpoints each (the ranked one and last.ckpt)"
 
 

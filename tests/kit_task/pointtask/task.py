@@ -76,7 +76,7 @@ class MLP(nn.Module):
 
 class PointsClassifier(GlobalBatchModule):
     VALIDATION_METRICS: ClassVar[tuple[str, ...]] = ("val/loss", "val/acc")
-    TRAINING_METRICS: ClassVar[tuple[str, ...]] = ("train/loss",)
+    TRAINING_METRICS: ClassVar[tuple[str, ...]] = ("train/loss", "train/weight")
 
     def __init__(self, data: DataDescription, net: Callable[..., nn.Module], optimizer: Any, scheduler: Any = None):
         super().__init__(data, optimizer, scheduler)
@@ -91,6 +91,8 @@ class PointsClassifier(GlobalBatchModule):
     def training_step(self, batch: Points, batch_idx: int) -> Tensor:
         losses = self.weighted_losses(batch)
         self.log_step_metric("train/loss", losses.mean().detach())
+        # an epoch's mean as Lightning's documentation logs one: a run resumed inside the epoch logs the same
+        self.log("train/weight", batch.weight.mean(), on_step=False, on_epoch=True, batch_size=len(batch.y))
         return self.global_mean(losses.sum(), batch.global_items)
 
     def evaluate(self, batch: Points, split: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 from lightning.pytorch.loggers import CSVLogger
@@ -21,16 +22,24 @@ class _ContinuingWriter(ExperimentWriter):
             with path.open(newline="") as handle:
                 self.metrics_keys = next(csv.reader(handle), [])
 
-    def drop_rows_from(self, step: int) -> None:
-        """Forget rows logged at ``step`` or later (by an attempt that was killed after its last checkpoint)."""
+    def drop_rows(self, dropped: Callable[[dict[str, str]], bool]) -> None:
+        """Forget the rows ``dropped`` selects (logged by an attempt that was killed after its last checkpoint)."""
         path = Path(self.metrics_file_path)
         if not path.is_file():
             return
         with path.open(newline="") as handle:
             rows = list(csv.DictReader(handle))
-        kept = [row for row in rows if not row.get("step") or int(float(row["step"])) < step]
+        kept = [row for row in rows if not (row.get("step") and dropped(row))]
         if len(kept) < len(rows):  # whole or not at all: a kill here leaves the old file, not half of it
             atomic_write_text(path, csv_text(kept, self.metrics_keys))
+
+
+def _step(row: dict[str, str]) -> int:
+    return int(float(row["step"]))
+
+
+def _logged_names(row: dict[str, str]) -> set[str]:
+    return {name for name, value in row.items() if value != "" and name not in ("step", "epoch")}
 
 
 class ContinuingCSVLogger(CSVLogger):
@@ -46,4 +55,10 @@ class ContinuingCSVLogger(CSVLogger):
 
     def continue_from(self, global_step: int) -> None:
         """Keep what the run logged up to the checkpoint it resumes from (rows are numbered from step 0)."""
-        self.experiment.drop_rows_from(global_step)
+        self.experiment.drop_rows(lambda row: _step(row) >= global_step)
+
+    def forget_row(self, step: int, names: set[str]) -> None:
+        """Forget a row at ``step`` holding only ``names``: an epoch's row that is about to be logged again."""
+        self.experiment.drop_rows(
+            lambda row: _step(row) == step and bool(_logged_names(row)) and _logged_names(row) <= names
+        )

@@ -59,6 +59,10 @@ class RunCheckpoint(ModelCheckpoint):
       that validation at the end of its epoch (one validation per epoch), the resume
       point waits for the ranking: resumed from a point written between the two, a run
       starts the next epoch and the ranking is lost.
+    * A validation that ends an epoch is ranked, and its files written, at the epoch's
+      end, whatever the validation interval (Lightning does so only for one validation
+      per epoch): every checkpoint of an epoch's end is then written after the epoch's
+      end-of-epoch hooks, which a run resumed from it does not run again.
     * With ``every_n_train_steps`` and a ``monitor``, the top-k are still ranked at every
       validation (Lightning turns that off when ``every_n_train_steps`` is set).
     * Nothing is saved at the end of an epoch cut short (Lightning would record the
@@ -76,6 +80,7 @@ class RunCheckpoint(ModelCheckpoint):
         self._due_after_validation: bool | None = None
         self._last_written_at: int | None = None  # the step of the newest last.ckpt
         self._loaded_at: int | None = None  # the step of the checkpoint this attempt continued from
+        self._validated_epoch_end_at: int | None = None  # the step of the newest validation that ended an epoch
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -117,6 +122,12 @@ class RunCheckpoint(ModelCheckpoint):
         if self.save_last:
             self._last_written_at = trainer.global_step
 
+    def _should_save_on_train_epoch_end(self, trainer: L.Trainer) -> bool:
+        lightning_would = super()._should_save_on_train_epoch_end(trainer)
+        if lightning_would or self._save_on_train_epoch_end is not None:  # an explicit setting is kept
+            return lightning_would
+        return self._validated_epoch_end_at == trainer.global_step and epoch_done(trainer)
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not at_step_boundary(trainer):
             log.warning(
@@ -124,6 +135,8 @@ class RunCheckpoint(ModelCheckpoint):
                 " trainer.val_check_interval to a multiple of the accumulation to checkpoint there)."
             )
             return
+        if not trainer.sanity_checking and epoch_done(trainer):
+            self._validated_epoch_end_at = trainer.global_step  # ranked at the epoch's end
         super().on_validation_end(trainer, pl_module)
         if not self._ranks_at_the_epoch_end(trainer):
             self._resume_point_at_every_validation(trainer)

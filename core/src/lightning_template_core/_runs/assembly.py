@@ -27,6 +27,7 @@ from lightning_template_core._callbacks.rank_agreement import RanksAgree
 from lightning_template_core._checkpointing import AtomicCheckpointIO, ReportLostRank, ResumeState, StopOnSignal
 from lightning_template_core._checkpointing.data_identity import DataIdentity
 from lightning_template_core._checkpointing.epoch_end_resume import use_epoch_end_resuming_loop
+from lightning_template_core._checkpointing.epoch_metrics import EpochMetrics
 from lightning_template_core._errors import UserError
 from lightning_template_core._reporting import RankZeroLogger
 from lightning_template_core._runs.tracker_continuity import continue_tracker_runs
@@ -78,6 +79,7 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     callbacks = [
         *_instantiate_all(cfg.get("callbacks")),
         ResumeState(),
+        EpochMetrics(),
         DataIdentity(cfg.data, bool(cfg.get("continue_on_other_data", False))),
         StopOnSignal(),
         ReportLostRank(),

@@ -10,7 +10,7 @@ settings give (``overrides:`` in the YAML file, a list of Hydra overrides that s
 ``experiment=<name>``): ``verify`` (every split of the global batch trains the same model,
 and a run stopped and resumed ends bit-identical), ``fit`` killed by SIGKILL and continued
 (bit-identical to a run that never stopped, on the experiment's own schedule, callbacks
-and loggers), and ``evaluate`` (the test metrics ``fit`` reported). ``accept:`` in the file
+and loggers, and logging the same rows), and ``evaluate`` (the test metrics ``fit`` reported). ``accept:`` in the file
 lists the causes ``verify`` may accept for this task (``batch_norm``), each only where its
 own re-run without it is exact. A broken promise fails naming its cause (``verify``'s
 "Why" and "What to change").
@@ -59,22 +59,25 @@ def guarantee_tests(tiny: Path | str | Sequence[str], accept: Sequence[str] | No
                 pytest.fail(f"verify found a split that trains another model:\n{_why(run)}", pytrace=False)
             assert report["resumed"] == 0.0
 
-        def test_a_run_killed_by_sigkill_continues_to_the_same_weights(self, tmp_path):
+        def test_a_run_killed_by_sigkill_continues_to_the_same_weights_and_logs(self, tmp_path):
+            """Killed after half its steps (resumed where the shipped callbacks wrote ``last.ckpt``), and, with a
+            resume point at every step, before its last step (resumed inside an epoch where it has several)."""
             straight = run_command("fit", tmp_path / "straight", *overrides)
             steps = straight.summary()["global_steps"]
             assert steps >= 2, f"the tiny settings train {steps} step(s): give them at least 2"
-            # the same command line twice, as a launcher that restarts it: the kill only in the run from scratch
-            kill = [f"+callbacks.kill._target_={KILL}", f"+callbacks.kill.step={steps // 2 + 1}"]
-            kill += ["+callbacks.kill.signal_name=SIGKILL", "+callbacks.kill.from_scratch_only=true"]
-            again = [*overrides, *kill, "ckpt_path=last"]
-            killed = run_command("fit", tmp_path / "killed", *again, check=False)
-            assert killed.returncode == -9, (
-                f"the run was to be killed at step {steps // 2 + 1}:\n{killed.output[-3000:]}"
-            )
-            continued = run_command("fit", tmp_path / "killed", *again)
-            assert continued.summary()["global_steps"] == steps
-            difference = max_abs_difference(straight.weights(), continued.weights())
-            assert difference == 0.0, f"the continued run's weights differ from the straight run's by {difference}"
+            every_step = ["callbacks.model_checkpoint.every_n_train_steps=1"]
+            for name, kill_at, extra in (("half", steps // 2 + 1, []), ("last", steps, every_step)):
+                # the same command line twice, as a launcher that restarts it: the kill only in the run from scratch
+                kill = [f"+callbacks.kill._target_={KILL}", f"+callbacks.kill.step={kill_at}"]
+                kill += ["+callbacks.kill.signal_name=SIGKILL", "+callbacks.kill.from_scratch_only=true"]
+                again = [*overrides, *extra, *kill, "ckpt_path=last"]
+                killed = run_command("fit", tmp_path / name, *again, check=False)
+                assert killed.returncode == -9, f"the run was to be killed at step {kill_at}:\n{killed.output[-3000:]}"
+                continued = run_command("fit", tmp_path / name, *again)
+                assert continued.summary()["global_steps"] == steps
+                difference = max_abs_difference(straight.weights(), continued.weights())
+                assert difference == 0.0, f"killed at step {kill_at}, the weights differ by {difference}"
+                assert _logged(continued) == _logged(straight), f"killed at step {kill_at}, the logs differ"
 
         def test_evaluate_gives_the_test_metrics_fit_reported(self, tmp_path):
             run = run_command("fit", tmp_path / "run", *overrides, "test_after_fit=true")
@@ -88,6 +91,14 @@ def guarantee_tests(tiny: Path | str | Sequence[str], accept: Sequence[str] | No
             assert worst <= 1e-9, f"evaluate and fit's test differ by {worst}: {evaluated} vs {reported}"
 
     return GuaranteeTests
+
+
+def _logged(run: Completed) -> list[dict[str, str]] | None:
+    """The run's CSV log (every row an epoch, a step or a validation logged, without the columns a row leaves
+    empty), where its loggers keep one."""
+    if not any(run.run_dir.rglob("metrics.csv")):
+        return None
+    return [{name: value for name, value in row.items() if value != ""} for row in run.metrics()]
 
 
 def _verify_report(run: Completed) -> dict:

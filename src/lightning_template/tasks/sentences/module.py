@@ -19,9 +19,29 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
+from torchmetrics import Metric
 
 from lightning_template.tasks.sentences.data import SentenceBatch
 from lightning_template_core import DataDescription, ExactMean, GlobalBatchModule, OptimizerFactory, UserError
+
+
+class PaddingShare(Metric):
+    """Padded slots over real tokens, over an epoch's micro-batches and every rank. A metric, so that a run
+    resumed mid-epoch counts the whole epoch (the core carries metric states in its checkpoints)."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("padded", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("real", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, padded: int, real: int) -> None:
+        self.padded += padded  # host numbers, added on the device: no device read
+        self.real += real
+
+    def compute(self) -> Tensor:
+        return self.padded / self.real
 
 
 class SentenceModule(GlobalBatchModule):
@@ -54,7 +74,7 @@ class SentenceModule(GlobalBatchModule):
         if compile:
             self.net.compile()
         self.val_loss, self.test_loss = ExactMean(), ExactMean()
-        self._padding = [0, 0]  # padded slots, real tokens, this epoch on this rank
+        self.train_padding = PaddingShare()
 
     @abstractmethod
     def losses(self, batch: SentenceBatch) -> Tensor:
@@ -74,20 +94,13 @@ class SentenceModule(GlobalBatchModule):
     def training_step(self, batch: SentenceBatch, batch_idx: int) -> Tensor:
         losses = self.losses(batch)
         read = self.tokens_read(batch.lengths)  # host numbers: no device read
-        self._padding[0] += int(len(read) * read.max() - read.sum())
-        self._padding[1] += int(read.sum())
+        self.train_padding.update(int(len(read) * read.max() - read.sum()), int(read.sum()))
         self.log_step_metric("train/loss", losses.mean().detach())
         self.log_step_metric("train/tokens", float(self.global_tokens_read(batch)))
         return self.global_mean(losses.sum(), self.global_count(batch))
 
-    def on_train_epoch_start(self) -> None:
-        self._padding = [0, 0]
-
     def on_train_epoch_end(self) -> None:
-        counts = torch.tensor(self._padding, dtype=torch.float64, device=self.device)
-        padded, real = self.trainer.strategy.reduce(counts, reduce_op="sum").tolist()
-        if real:
-            self.log("train/padding", padded / real, sync_dist=True, reduce_fx="max")
+        self.log_epoch_metric("train/padding", self.train_padding)
 
     def evaluate(self, batch: SentenceBatch, split: str) -> None:
         getattr(self, f"{split}_loss").update(self.losses(batch))
