@@ -159,8 +159,7 @@ class EpochMetrics(Callback):
         loaded, self._loaded = self._loaded, None
         self._restore_metrics(trainer, pl_module, loaded["metrics"])
         sums = loaded["logged_sums"]
-        same_layout = len(sums) == trainer.world_size
-        if same_layout:
+        if len(sums) == trainer.world_size:
             self._sums_to_add = _combined([sums[this_rank()]])
         else:
             self._sums_to_add = _combined(sums) if trainer.is_global_zero else {}
