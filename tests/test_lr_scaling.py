@@ -59,6 +59,17 @@ def test_fit_logs_the_scaled_lr(fit):
     assert "Learning rate: 0.4 (model.optimizer.lr 0.2, lr_scaling=linear from global batch 16 to 32)" in run.output
 
 
+def test_a_scaled_lr_runs_the_shipped_schedule_as_that_lr_given_by_hand(fit):
+    """The test above without the schedule, beside it on the shipped one: lr_scaling=linear from 16 to 32 at 0.2
+    trains, step for step, with the learning rates of model.optimizer.lr=0.4 and no scaling."""
+    common = [*TINY, "data.global_batch_size=32", "data.micro_batch_size=16", "trainer.max_steps=4"]
+    common += ["trainer.log_every_n_steps=1", "test_after_fit=false"]
+    scaled = fit(*common, "lr_scaling=linear", "lr_reference_batch_size=16", "model.optimizer.lr=0.2")
+    by_hand = fit(*common, "lr_scaling=none", "model.optimizer.lr=0.4", name="by_hand")
+    lrs = [[row["train/lr"] for row in run.metrics() if row.get("train/lr")] for run in (scaled, by_hand)]
+    assert len(lrs[0]) == 4 and lrs[0] == lrs[1]
+
+
 def test_bad_rule_is_one_paragraph(fit):
     run = fit(*TINY, "lr_scaling=cubic", "trainer.max_steps=1", check=False)
     assert run.returncode == 2 and "Traceback" not in run.output, run.output[-3000:]
